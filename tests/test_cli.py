@@ -1,0 +1,55 @@
+"""Tests of the command line: usage errors, bad input and exit codes."""
+
+from pathlib import Path
+
+import pytest
+
+from canarykit.cli import main
+
+
+def test_no_command_is_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([])
+    assert caught.value.code == 2
+
+
+def test_run_rejects_zero_rate(capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--base-url", "http://127.0.0.1:9", "--rate", "0"])
+    assert caught.value.code == 2
+    assert "above 0" in capsys.readouterr().err
+
+
+def test_summary_missing_file_exits_2(tmp_path: Path, capsys) -> None:
+    code = main(["summary", str(tmp_path / "none.json")])
+    assert code == 2
+    assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"[1, 2, 3]\n", b"\x00\x01\x02garbage\xff\xfe", b'{\n  "type": "Point"\n}\n', b""],
+    ids=["json-array", "binary", "pretty-printed", "empty"],
+)
+def test_summary_bad_input_exits_2(tmp_path: Path, capsys, content: bytes) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    code = main(["summary", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "bad.json" in captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_analyze_bad_duration_exits_2(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "k6.json"
+    path.write_text("")
+    code = main(["analyze", str(path), "--duration", "soon"])
+    assert code == 2
+    assert "soon" in capsys.readouterr().err
+
+
+def test_verify_missing_bundle_not_ok(tmp_path: Path, capsys) -> None:
+    code = main(["verify", str(tmp_path / "nothing")])
+    assert code != 0
