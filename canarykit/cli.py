@@ -347,8 +347,7 @@ def _print_verdict_lines(result: Any, run_dir: Path | None) -> None:
     print(f"verdict: {result.status}")
     for criterion in result.verdict.get("criteria", []):
         print(
-            f"  {criterion['status']:<12} {criterion['id']:<16} "
-            f"observed {criterion.get('observed')}, target {criterion.get('target')}"
+            f"  {criterion['status']:<12} {criterion['id']:<16} {criterion['reason']}"
         )
     if run_dir is not None:
         print(f"run folder: {run_dir}")
@@ -395,7 +394,7 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     )
     # papermill, kaleido and choreographer log every step at INFO; canarykit's own
     # INFO lines already name each step.
-    for chatty in ("papermill", "kaleido", "choreographer"):
+    for chatty in ("papermill", "kaleido", "choreographer", "httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(
             logging.DEBUG if verbose else logging.WARNING
         )

@@ -452,7 +452,7 @@ def _detect_format(path: Path, block: bytes) -> tuple[str, list[str], bytes]:
     start = block.lstrip()
     if not start:
         raise InvalidK6OutputError(
-            f"{path}: the file is empty or holds only blank lines; "
+            f"{path}: the file is empty or contains only blank lines; "
             f"expected {EXPECTED_FORMAT}"
         )
     if start.startswith(b"{"):
@@ -836,10 +836,12 @@ def _assemble(
     tagset = _concat(acc.tagset, np.int32)
     non_finite = ~np.isfinite(value)
     value[non_finite] = np.nan
+
     tag_table = _TagTable.build(acc)
     names = np.array(list(acc.metric_codes), dtype=object)
     requests, joined = _join_requests(metric, time_ns, value, tagset, names, tag_table)
     samples = _samples_frame(metric, time_ns, value, tagset, names, tag_table, ~joined)
+
     definitions = dict(acc.definitions)
     if file_format == "csv":
         _add_builtin_definitions(definitions, names)
@@ -1086,7 +1088,8 @@ class _LinePoints:
 def _read_k6_lines(data: np.ndarray, size: int) -> _LinePoints | None:
     """Read a block of k6-shaped lines; None when any line has another shape.
 
-    `data[:size]` contains whole lines and is followed by BLOCK_PADDING zero bytes.
+    `data[:size]` contains whole lines and is followed by at least BLOCK_PADDING
+    readable bytes.
     """
     ends = np.flatnonzero(data[:size] == 10)
     starts = np.concatenate(([0], ends[:-1] + 1))
@@ -1223,6 +1226,7 @@ def _locate_fields(
     time_length = _first_of(window[:, keys:] == 34)
     if (time_length < 20).any():
         return None
+
     time_start = name_end + keys
     value_key = time_start + time_length
     window_value = _byte_windows(data, value_key, len(_VALUE_KEY) + _NUMBER_BYTES)
@@ -1232,6 +1236,7 @@ def _locate_fields(
     value_length = _first_of((number == 44) | (number == 125))
     if (value_length <= 0).any():
         return None
+
     value_start = value_key + len(_VALUE_KEY)
     after_value = value_start + value_length
     window_tags = _byte_windows(data, after_value, len(_TAGS_KEY) + 16)

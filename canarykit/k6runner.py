@@ -141,6 +141,11 @@ def _k6_command(script: Path, result: K6Result) -> list[str]:
         str(find_k6()),
         "run",
         "--no-color",
+        "--no-usage-report",
+        # k6's REST API defaults to port 6565; a free loopback port lets several
+        # canaries run side by side.
+        "--address",
+        "127.0.0.1:0",
         "--out",
         f"json={result.output_path}",
         "--summary-export",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from canarykit.analysis import AnalysisResult, analyze_run
+from canarykit.errors import InvalidInputError
 from canarykit.k6runner import K6Result, LoadSettings, run_k6
 from canarykit.logwatch import LogWatcher
 from canarykit.notebooks import execute_notebook
@@ -23,6 +24,7 @@ from canarykit.paths import (
     new_run_dir,
     notebook_template,
     parse_duration_s,
+    utc_stamp,
 )
 from canarykit.preflight import run_preflight
 from canarykit.rehearsal import rehearsal_target
@@ -63,9 +65,16 @@ class RunOutcome:
 def run_canary(settings: RunSettings, *, echo: IO[str] | None = None) -> RunOutcome:
     """Run a canary end to end: pre-flight, k6 under the sampler, analysis, bundle.
 
-    Raises PreflightError before any load is sent when the target is not healthy.
+    Raises PreflightError before any load is sent when the target is not healthy,
+    and InvalidInputError when the token variable is empty.
     """
     duration_s = parse_duration_s(settings.load.duration)
+    if not os.environ.get(settings.token_env):
+        raise InvalidInputError(
+            f"environment variable {settings.token_env} is empty or unset; the canary "
+            "script sends it as the bearer token: export it, or name another variable "
+            "with --token-env"
+        )
     script = settings.script or canary_script()
     run_dir = new_run_dir(settings.results_root, settings.app)
     started_at = datetime.now(UTC)
@@ -229,17 +238,26 @@ def run_demo(
     kernel_name: str = "python3",
     echo: IO[str] | None = None,
 ) -> RunOutcome:
-    """Start the rehearsal target on loopback, run a canary against it, stop it."""
+    """Start the rehearsal target on loopback, run a canary against it, stop it.
+
+    The target writes its log to `results_root`, and the run follows that log, so
+    every criterion of the verdict has data.
+    """
     token_env = DEFAULT_TOKEN_ENV
     if not os.environ.get(token_env):
         os.environ[token_env] = secrets.token_urlsafe(24)
-    with rehearsal_target(env=dict(os.environ)) as target:
+    results_root.mkdir(parents=True, exist_ok=True)
+    target_log = results_root / f"rehearsal_target_{utc_stamp()}.log"
+    with rehearsal_target(
+        env=dict(os.environ), fault_args=["--log-file", str(target_log)]
+    ) as target:
         settings = RunSettings(
             load=LoadSettings(
                 base_url=target.base_url, rate_per_s=rate_per_s, duration=duration
             ),
             app=app,
             token_env=token_env,
+            log_patterns=(str(target_log),),
             results_root=results_root,
             evidence_root=evidence_root,
             kernel_name=kernel_name,

@@ -53,3 +53,21 @@ def test_analyze_bad_duration_exits_2(tmp_path: Path, capsys) -> None:
 def test_verify_missing_bundle_not_ok(tmp_path: Path, capsys) -> None:
     code = main(["verify", str(tmp_path / "nothing")])
     assert code != 0
+
+
+def test_run_without_token_exits_2(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("NO_SUCH_TOKEN_VAR", raising=False)
+    code = main(
+        [
+            "run",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--token-env",
+            "NO_SUCH_TOKEN_VAR",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
+    assert code == 2
+    assert "NO_SUCH_TOKEN_VAR" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()

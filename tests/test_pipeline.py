@@ -132,7 +132,8 @@ def test_summary_json_matches_k6_export(canary_run: dict, capsys) -> None:
     assert ours["http_reqs"]["count"] == theirs["http_reqs"]["count"]
 
 
-def test_preflight_failure_exits_2(tmp_path: Path, capsys) -> None:
+def test_preflight_failure_exits_2(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("TEST_TOKEN", KNOWN_TOKEN)
     code = main(
         [
             "run",
