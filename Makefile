@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/analyze.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check canarykit tests bench

@@ -36,8 +36,9 @@ REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / "bench-data"
 REPORT = REPO / "docs" / "benchmarks.md"
 PYTHON = sys.executable
-# The command that computes canarykit's summary, kept in this one place.
-CANARYKIT_COMMAND = [PYTHON, str(REPO / "bench" / "summary_runner.py")]
+# The command that computes canarykit's summary, kept in this one place: the real
+# CLI, whose imports beyond read_k6_output and summarize cost about 0.1 s.
+CANARYKIT_COMMAND = [str(Path(PYTHON).parent / "canarykit"), "summary", "--json"]
 DUCKDB_COMMAND = [PYTHON, str(REPO / "bench" / "duckdb_summary.py")]
 JQ_RECIPE = (
     'jq -r \'select(.type=="Point" and .metric=="http_req_duration") | .data.value\' '
@@ -233,7 +234,7 @@ def _shown(command: list[str]) -> str:
         str(Path(part).relative_to(REPO)) if part.startswith(str(REPO)) else part
         for part in command
     ]
-    return shlex.join([".venv/bin/python", *parts[1:]])
+    return shlex.join(parts)
 
 
 def render(result: dict[str, Any]) -> str:
@@ -304,21 +305,43 @@ Python {m["python"]}.
 
 BOUNDS = """## What bounds canarykit's time
 
-canarykit reads the file in 32 MB blocks of whole lines, mapped into memory. For
-lines in the exact shape k6 writes, numpy locates the metric name, time, value and
-tags of each line by copying short byte windows at computed offsets (five gathers
-a line), pyarrow casts the time and value text, and json.loads parses each distinct
-tags text once. Two blocks are read at a time in threads, but the gathers scale
-poorly: by hand on this machine, one block took 68 ms alone and 52 ms per block
-with two threads. After the scan, the per-line arrays are joined into one row per
-request and turned into DataFrames with categorical tags. One run timed by hand on
-this machine split as: imports 0.5 s, block scan 3.1 s, join and DataFrames 1.0 s,
-summarize 0.13 s. DuckDB's query projects three keys of each line in C++ on both
-cores and builds no per-request rows or tag columns.
+canarykit reads the file in 32 MB blocks of whole lines, mapped into memory. A
+numba kernel (`canarykit/k6kernel.py`) walks each block's bytes once. It checks
+that every line has the exact shape k6 writes and parses the RFC 3339 time to
+int64 nanoseconds. It parses the number to float64 exactly, or leaves it to
+Python's float() where the digits do not fit an exact float64 product. It also
+numbers distinct metric names and tags texts, and json.loads then parses each
+distinct tags text once. Two blocks
+are scanned at a time in threads, since the kernel releases the GIL. A second
+numba kernel joins each request's samples to its http_reqs line, and the
+DataFrames are built from the arrays without copies.
+
+Timed by hand on this machine, in one process, best of two runs: imports 0.41 s
+(pandas 0.23 s, numba 0.13 s), loading the cached kernels on first use 0.2 s,
+block scan 0.8 s on two threads (one thread: 26 ms a block, 1.4 s for the file;
+the numpy scanner this replaced took 79 ms a block), join and DataFrames 0.14 s,
+summarize 0.12 s. The fixed cost of about 0.65 s (imports and kernel loading) is
+near half of DuckDB's whole run. The scan is bound by the kernel's per-line work
+(about 200 ns a line on one core), so a free second core nearly halves it, and
+when other jobs take that core the scan approaches 1.4 s.
+DuckDB's query projects three keys of each line in C++ on both cores and builds
+no per-request rows or tag columns.
+
+Without numba's on-disk cache (a fresh install, or after the kernel's source
+changed) the first read compiles the kernels: about 15 s, 9 s for writable
+arrays and 6 s for read-only (memory-mapped) ones. The cache lives in
+`canarykit/__pycache__`, or numba's user cache folder where that is not writable.
 
 Memory stays bounded: pages of blocks already read are unmapped, and what remains
 is a few blocks of text, the compact per-line arrays (metric code, time, value,
 tag-set id: 24 bytes a line) and the two DataFrames built from them.
+
+On the doubled file the block scan doubles, but joining the per-line arrays and
+building the DataFrames took 1.3 s against 0.17 s in one hand-timed run, mostly
+in first writes to fresh memory (concatenating the per-line arrays: 0.52 s against
+0.02 s). First writes to fresh pages were slow on this virtual machine in every
+such run; the cause is not established. That part of the cost depends on how
+much memory the process touched before, so the growth ratio above varies with it.
 
 The machine is shared with other jobs, so single runs vary; the min and max
 columns show by how much.

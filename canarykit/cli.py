@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from canarykit import __version__
 from canarykit.errors import CanaryKitError, InvalidInputError, PreflightError
@@ -19,6 +20,9 @@ logger = logging.getLogger("canarykit")
 EXIT_PASS = 0
 EXIT_NOT_PASSED = 1
 EXIT_INVALID = 2
+
+# Names of exceptions that mean the input, not the service, was at fault.
+INVALID_INPUT_ERRORS = frozenset({"InvalidK6OutputError", "InvalidInputError"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,7 +117,10 @@ def _add_run(commands: Any) -> None:
         "run", help="pre-flight, k6 canary, analysis and evidence bundle"
     )
     command.add_argument(
-        "--base-url", required=True, help="URL of the service under test"
+        "--base-url",
+        required=True,
+        type=_http_url,
+        help="URL of the service under test, such as http://127.0.0.1:8000",
     )
     _add_load_options(command)
     _add_output_options(command)
@@ -242,12 +249,26 @@ def _add_verify(commands: Any) -> None:
         metavar="BUNDLE_DIR",
         help="bundle folder, or its HTML or Markdown report",
     )
+    command.add_argument(
+        "--k6-output",
+        type=Path,
+        default=None,
+        help="k6 output file to check when it is not at the path the manifest records",
+    )
     command.set_defaults(handler=_verify)
 
 
 def _run(args: argparse.Namespace) -> int:
     from canarykit.k6runner import LoadSettings
+    from canarykit.paths import parse_duration_s
     from canarykit.pipeline import RunSettings, run_canary
+
+    parse_duration_s(args.duration)
+    if args.pre_allocated_vus > args.max_vus:
+        raise InvalidInputError(
+            f"--pre-allocated-vus {args.pre_allocated_vus} is above --max-vus "
+            f"{args.max_vus}; k6 requires pre-allocated VUs at most the maximum"
+        )
 
     settings = RunSettings(
         load=LoadSettings(
@@ -326,7 +347,9 @@ def _target(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from canarykit.bundle import verify_bundle
 
-    problems = verify_bundle(args.bundle)
+    if not args.bundle.exists():
+        raise InvalidInputError(f"bundle not found: {args.bundle}")
+    problems = verify_bundle(args.bundle, k6_output=args.k6_output)
     if not problems:
         print(f"OK: every file listed in the manifest of {args.bundle} matches")
         return EXIT_PASS
@@ -340,11 +363,28 @@ def _report_analysis(result: Any, *, as_json: bool, run_dir: Path | None) -> int
         print(json.dumps(result.verdict, indent=2, allow_nan=False))
     else:
         _print_verdict_lines(result, run_dir)
+    if _is_invalid_input(result):
+        print(
+            f"canarykit: error: {result.failure.evalue} (the ERROR bundle is at "
+            f"{result.bundle_dir})",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
     return EXIT_PASS if result.status == "PASS" else EXIT_NOT_PASSED
+
+
+def _is_invalid_input(result: Any) -> bool:
+    # The analysis notebook reads the k6 file, so a file that is not k6 output
+    # surfaces as a failed cell; it is still invalid input, not a verdict.
+    failure = getattr(result, "failure", None)
+    return failure is not None and failure.ename in INVALID_INPUT_ERRORS
 
 
 def _print_verdict_lines(result: Any, run_dir: Path | None) -> None:
     print(f"verdict: {result.status}")
+    reason = result.verdict.get("status_reason")
+    if reason:
+        print(f"  because {reason}")
     for criterion in result.verdict.get("criteria", []):
         print(
             f"  {criterion['status']:<12} {criterion['id']:<16} {criterion['reason']}"
@@ -361,6 +401,15 @@ def _require_file(path: Path) -> None:
         raise InvalidInputError(f"k6 output file not found: {path}")
     if not path.is_file():
         raise InvalidInputError(f"expected a k6 output file, found a directory: {path}")
+
+
+def _http_url(text: str) -> str:
+    parsed = urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise argparse.ArgumentTypeError(
+            f"expected an http:// or https:// URL with a host, found {text!r}"
+        )
+    return text.rstrip("/")
 
 
 def _positive_int(text: str) -> int:
@@ -386,7 +435,11 @@ def _positive_float(text: str) -> float:
 
 
 def _configure_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    level = logging.INFO
+    if verbose:
+        level = logging.DEBUG
+    elif quiet:
+        level = logging.WARNING
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

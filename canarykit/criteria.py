@@ -40,6 +40,9 @@ class SloSettings:
     sustained_window_s: float = 60.0
     # A stretch of slow windows longer than this fails sustained_p95.
     sustained_max_s: float = 300.0
+    # The planned canary length: 30 minutes, as in load-tests/canary_250rps_30min.js.
+    # A shorter run can pass, but its recommendation does not claim promotion.
+    full_canary_s: float = 1800.0
     heap_growth_bytes: float = 50 * BYTES_PER_MB
     heap_metric_names: tuple[str, ...] = (
         "nodejs_heap_size_used_bytes",
@@ -224,18 +227,34 @@ def _errors_rate(k6: K6Output) -> dict[str, Any]:
     }
 
 
+def traffic_span_s(population: Population) -> float | None:
+    """Return seconds from the first to the last scenario request, None without any."""
+    times = population.scenario["time"].dropna()
+    if times.empty:
+        return None
+    return float((times.max() - times.min()).total_seconds())
+
+
 def sustained_p95(population: Population, settings: SloSettings) -> Criterion:
-    """Fail when P95 is above target in every window of a stretch over the limit."""
+    """Fail when P95 is above target in every window of a stretch over the limit.
+
+    A window counts for the part of it that lies between the first and the last
+    scenario request, so a stretch never lasts longer than the traffic. In traffic
+    that spans no more than the limit a breach is not observable: the criterion
+    then passes, says so in its reason and sets `evidence["is_observable"]` False.
+    """
     window_s = settings.sustained_window_s
     method = (
         f"P95 per {window_s:g} s window from the first expected response "
         "(floored to the second), "
         f"{population.description}; a stretch is consecutive windows above "
-        f"{settings.p95_ms:g} ms, and a window without expected responses ends it"
+        f"{settings.p95_ms:g} ms, each counted for the traffic time it covers, "
+        "and a window without expected responses ends it"
     )
-    expected = population.expected
-    if expected.empty:
-        reason = "no expected scenario response, so no window has a P95"
+    durations = population.expected["duration_ms"].dropna()
+    span_s = traffic_span_s(population)
+    if durations.empty or span_s is None:
+        reason = "no expected scenario response has a duration, so no window has a P95"
         return Criterion(
             "sustained_p95",
             NO_DATA,
@@ -247,32 +266,29 @@ def sustained_p95(population: Population, settings: SloSettings) -> Criterion:
         )
 
     windows = _latency_windows(population, window_s)
-    empty = sum(1 for window in windows if window["p95_ms"] is None)
-    if empty:
-        logger.warning(
-            "%d of %d latency windows have no expected response; each ends a stretch",
-            empty,
-            len(windows),
-        )
+    _warn_empty_windows(windows)
     stretch = _longest_slow_stretch(windows, settings.p95_ms)
-    longest_s = stretch["windows"] * window_s
-    times = population.scenario["time"]
-    covered_s = (times.max() - times.min()).total_seconds()
+    longest_s = float(stretch["covered_s"])
+    is_observable = span_s > settings.sustained_max_s
     evidence: dict[str, Any] = {
         "unit": "s",
         "window_s": window_s,
         "windows": windows,
         "longest_stretch": stretch,
         "longest_stretch_s": longest_s,
+        "traffic_span_s": span_s,
+        "is_observable": is_observable,
     }
     status = FAIL if longest_s > settings.sustained_max_s else PASS
     reason = (
         f"longest stretch of windows with P95 above {settings.p95_ms:g} ms lasts "
-        f"{longest_s:g} s (limit {settings.sustained_max_s:g} s)"
+        f"{longest_s:.1f} s (limit {settings.sustained_max_s:g} s)"
     )
-    if status == PASS and covered_s <= settings.sustained_max_s:
+    if not is_observable:
         reason += (
-            f"; the traffic spans only {covered_s:.1f} s, so no stretch could exceed it"
+            "; a breach is not observable in a run shorter than "
+            f"{format_span(settings.sustained_max_s)}, and the traffic spans only "
+            f"{span_s:.1f} s"
         )
     return Criterion(
         "sustained_p95",
@@ -285,38 +301,64 @@ def sustained_p95(population: Population, settings: SloSettings) -> Criterion:
     )
 
 
+def format_span(seconds: float) -> str:
+    """Format a limit in seconds as whole minutes (`5 min`) when it is one, else `s`."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
 def _latency_windows(population: Population, window_s: float) -> list[dict[str, Any]]:
-    """Compute P95 of expected responses per window, empty windows included."""
+    """Compute P95 and covered traffic seconds per window, empty windows included."""
     windows = stats.windowed_latency(population.expected, window_s=window_s)
-    return [
-        {
-            "start": row.window_start.isoformat(),
-            "requests": int(row.requests),
-            "p95_ms": None if pd.isna(row.p95_ms) else float(row.p95_ms),
-        }
-        for row in windows.itertuples(index=False)
-    ]
+    times = population.scenario["time"].dropna()
+    first, last = times.min(), times.max()
+    step = pd.Timedelta(seconds=window_s)
+    rows = []
+    for row in windows.itertuples(index=False):
+        start = max(row.window_start, first)
+        end = min(row.window_start + step, last)
+        rows.append(
+            {
+                "start": row.window_start.isoformat(),
+                "requests": int(row.requests),
+                "p95_ms": None if pd.isna(row.p95_ms) else float(row.p95_ms),
+                "covered_s": max(0.0, (end - start).total_seconds()),
+            }
+        )
+    return rows
+
+
+def _warn_empty_windows(windows: list[dict[str, Any]]) -> None:
+    empty = sum(1 for window in windows if window["p95_ms"] is None)
+    if empty:
+        logger.warning(
+            "%d of %d latency windows have no expected response; each ends a stretch",
+            empty,
+            len(windows),
+        )
 
 
 def _longest_slow_stretch(
     windows: list[dict[str, Any]], p95_ms: float
 ) -> dict[str, Any]:
-    """Find the longest run of consecutive windows whose P95 is above the target."""
-    longest = 0
-    end_index = None
-    run = 0
+    """Find the run of consecutive windows above the target that covers most time."""
+    best: dict[str, Any] = {"windows": 0, "start": None, "end": None, "covered_s": 0.0}
+    count, covered_s = 0, 0.0
     for i, window in enumerate(windows):
-        slow = window["p95_ms"] is not None and window["p95_ms"] > p95_ms
-        run = run + 1 if slow else 0
-        if run > longest:
-            longest, end_index = run, i
-    if end_index is None:
-        return {"windows": 0, "start": None, "end": None}
-    return {
-        "windows": longest,
-        "start": windows[end_index - longest + 1]["start"],
-        "end": windows[end_index]["start"],
-    }
+        if window["p95_ms"] is None or window["p95_ms"] <= p95_ms:
+            count, covered_s = 0, 0.0
+            continue
+        count += 1
+        covered_s += window["covered_s"]
+        if best["start"] is None or covered_s > best["covered_s"]:
+            best = {
+                "windows": count,
+                "start": windows[i - count + 1]["start"],
+                "end": window["start"],
+                "covered_s": covered_s,
+            }
+    return best
 
 
 def load_delivered(
@@ -357,10 +399,21 @@ def load_delivered(
         return Criterion(
             "load_delivered", NO_DATA, None, minimum, method, reason, evidence
         )
+    if achieved is None:
+        reason = (
+            f"the achieved rate is unknown: {requests} scenario request(s) span "
+            f"{traffic_span_s(population) or 0.0:.1f} s and no planned duration was "
+            "given; give the planned rate and duration to check the load"
+        )
+        if dropped > 0:
+            reason = f"k6 dropped {dropped} iterations, and {reason}"
+        return Criterion(
+            "load_delivered", INCONCLUSIVE, None, minimum, method, reason, evidence
+        )
     problems = []
     if dropped > 0:
         problems.append(f"k6 dropped {dropped} iterations")
-    if minimum is not None and achieved is not None and achieved < minimum:
+    if minimum is not None and achieved < minimum:
         problems.append(
             f"achieved {achieved:.2f} requests/s is below {minimum:.2f} "
             f"({settings.min_achieved_rate_fraction:.0%} of {target_rate_per_s:g})"
@@ -399,10 +452,11 @@ def _traffic_duration(
     """Return the duration the achieved rate divides by, and where it came from."""
     if duration_s is not None:
         return duration_s, "the planned duration"
-    times = population.scenario["time"]
-    if len(times) < 2:
-        return None, "the traffic span (too short to measure)"
-    span_s = (times.max() - times.min()).total_seconds()
+    times = population.scenario["time"].dropna()
+    span_s = traffic_span_s(population)
+    if not span_s:
+        # One request, or requests at a single time, span no measurable time.
+        return None, "the traffic span (none: fewer than 2 distinct request times)"
     # n requests spread evenly span n - 1 gaps; scale the span to cover n gaps.
     span_s *= len(times) / (len(times) - 1)
     return span_s, "the traffic span (first to last request, approximate)"

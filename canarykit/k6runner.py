@@ -76,7 +76,7 @@ def build_k6_env(
             "DURATION": load.duration,
             "PRE_ALLOCATED_VUS": str(load.pre_allocated_vus),
             "MAX_VUS": str(load.max_vus),
-            # k6 would otherwise ask the network for a newer version.
+            # Without this, k6 sends an anonymous usage report over the network.
             "K6_NO_USAGE_REPORT": "true",
         }
     )

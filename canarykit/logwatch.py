@@ -5,6 +5,10 @@ The severity of a line comes from its level field: a JSON ``level``/``levelname`
 words of the line (after timestamps, bracketed thread names and pids). A level
 word later in the text (``0 Error(s)``) does not count. An indented line and the
 lines of a Python traceback or Java stack trace belong to the entry before them.
+
+The files that the patterns matched, and the patterns that matched none, are
+stored in ``logs/log_sources.json``, so a reader can distinguish "no kept
+entries" from "no log file".
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 import orjson
 import pandas as pd
@@ -31,6 +35,7 @@ from canarykit.redact import redact
 logger = logging.getLogger(__name__)
 
 LOG_EVENTS_PATH = Path("logs") / "log_events.ndjson"
+LOG_SOURCES_PATH = Path("logs") / "log_sources.json"
 LOG_EVENT_COLUMNS = ("time", "file", "line_no", "severity", "message")
 KEPT_SEVERITIES = ("CRITICAL", "ERROR", "WARN")
 # Continuation lines beyond this are dropped from an entry, so a runaway
@@ -197,6 +202,26 @@ def _severity_from_number(
     return None
 
 
+class LogSource(TypedDict):
+    """A followed log file: its path as matched and when it was first opened."""
+
+    path: str
+    first_seen: str
+
+
+class LogSources(TypedDict):
+    """Content of ``logs/log_sources.json``.
+
+    ``files`` lists every file that was opened, in the order first seen
+    (``first_seen`` is ISO 8601 UTC). ``unmatched_patterns`` lists the patterns
+    that have not matched a readable file so far.
+    """
+
+    patterns: list[str]
+    files: list[LogSource]
+    unmatched_patterns: list[str]
+
+
 @dataclass
 class _Entry:
     line_no: int
@@ -226,6 +251,10 @@ class LogWatcher:
     beginning. A file replaced under the same name (rotation) is followed anew,
     and a file that shrinks (truncation) is read again from its start. Entries are
     passed through ``redact`` with ``secrets`` before they are written.
+
+    ``logs/log_sources.json`` is written at ``start()`` and replaced atomically
+    each time a new file matches. A pattern that matches no file is logged as a
+    warning at ``start()`` and again at ``stop()`` if it never matched.
     """
 
     def __init__(
@@ -249,6 +278,9 @@ class LogWatcher:
         self._secrets = [secret for secret in secrets if secret]
         self._from_start = from_start
         self._files: dict[str, _FollowedFile] = {}
+        self._first_seen: dict[str, str] = {}
+        self._matched_patterns: set[str] = set()
+        self._unreadable_paths: set[str] = set()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._output: IO[bytes] | None = None
@@ -260,8 +292,14 @@ class LogWatcher:
         output_path = self.run_dir / LOG_EVENTS_PATH
         output_path.parent.mkdir(parents=True, exist_ok=True)
         self._output = output_path.open("ab")
-        for path in self._matching_paths():
-            self._open(path, at_end=not self._from_start)
+        self._open_new_files(at_end=not self._from_start)
+        self._write_sources()
+        for pattern in self._unmatched_patterns():
+            logger.warning(
+                "log pattern %r matches no file yet; no log entries are read from it "
+                "until a file matches",
+                pattern,
+            )
         self._thread = threading.Thread(
             target=self._run, name="canarykit-logwatch", daemon=True
         )
@@ -274,6 +312,12 @@ class LogWatcher:
             return
         self._stop_event.set()
         self._thread.join()
+        for pattern in self._unmatched_patterns():
+            logger.warning(
+                "log pattern %r matched no file during the run; no log entries were "
+                "read from it",
+                pattern,
+            )
         logger.info("log watcher stopped after %d kept entries", self.entry_count)
 
     def __enter__(self) -> LogWatcher:
@@ -303,21 +347,53 @@ class LogWatcher:
             if self._output is not None:
                 self._output.close()
 
-    def _matching_paths(self) -> list[str]:
-        paths: set[str] = set()
+    def _open_new_files(self, *, at_end: bool) -> None:
+        is_changed = False
         for pattern in self.patterns:
-            if glob.has_magic(pattern):
-                paths.update(glob.glob(pattern, recursive=True))
-            elif os.path.isfile(pattern):
-                paths.add(pattern)
-        return sorted(paths)
+            for path in _matching_paths(pattern):
+                if path not in self._files:
+                    self._open(path, at_end=at_end)
+                if path in self._files:
+                    is_changed |= self._record_source(pattern, path)
+        if is_changed and self._thread is not None:
+            self._write_sources()
+
+    def _record_source(self, pattern: str, path: str) -> bool:
+        is_new = path not in self._first_seen or pattern not in self._matched_patterns
+        if path not in self._first_seen:
+            now = datetime.now(UTC).isoformat(timespec="milliseconds")
+            self._first_seen[path] = now
+        self._matched_patterns.add(pattern)
+        return is_new
+
+    def _unmatched_patterns(self) -> list[str]:
+        return [p for p in self.patterns if p not in self._matched_patterns]
+
+    def _write_sources(self) -> None:
+        sources: LogSources = {
+            "patterns": self.patterns,
+            "files": [
+                {"path": path, "first_seen": first_seen}
+                for path, first_seen in self._first_seen.items()
+            ],
+            "unmatched_patterns": self._unmatched_patterns(),
+        }
+        path = self.run_dir / LOG_SOURCES_PATH
+        # A reader never sees a half-written file: os.replace is atomic on POSIX.
+        temporary = path.with_name(f"{path.name}.tmp")
+        temporary.write_bytes(orjson.dumps(sources, option=orjson.OPT_INDENT_2))
+        os.replace(temporary, path)
 
     def _open(self, path: str, *, at_end: bool) -> None:
         try:
             handle = open(path, "rb")  # noqa: SIM115 - kept open while following
         except OSError as error:
-            logger.warning("cannot open log file %s: %s", path, error)
+            # Opening is tried again at every poll, but warned about once.
+            if path not in self._unreadable_paths:
+                self._unreadable_paths.add(path)
+                logger.warning("cannot open log file %s: %s", path, error)
             return
+        self._unreadable_paths.discard(path)
         stat = os.fstat(handle.fileno())
         followed = _FollowedFile(path=path, handle=handle, inode=stat.st_ino)
         if at_end:
@@ -328,9 +404,7 @@ class LogWatcher:
         self._files[path] = followed
 
     def _poll(self) -> None:
-        for path in self._matching_paths():
-            if path not in self._files:
-                self._open(path, at_end=False)
+        self._open_new_files(at_end=False)
         for followed in list(self._files.values()):
             self._read_new_lines(followed)
             self._follow_rotation(followed)
@@ -403,6 +477,27 @@ class LogWatcher:
         self._output.write(orjson.dumps(record) + b"\n")
         self._output.flush()
         self.entry_count += 1
+
+
+def _matching_paths(pattern: str) -> list[str]:
+    # Directories that a pattern such as "logs/*" matches are skipped.
+    paths = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
+    return sorted(path for path in paths if os.path.isfile(path))
+
+
+def load_log_sources(run_dir: Path) -> LogSources | None:
+    """Read ``logs/log_sources.json`` of a run; ``None`` when no log was followed."""
+    path = run_dir / LOG_SOURCES_PATH
+    if not path.exists():
+        return None
+    try:
+        sources: LogSources = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as error:
+        raise InvalidInputError(
+            f"expected JSON in {path}, found invalid content ({error}); the log "
+            "watcher writes it: run the canary again or delete the file"
+        ) from error
+    return sources
 
 
 def load_log_events(run_dir: Path) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import nbformat
 import papermill
-from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from papermill.exceptions import PapermillExecutionError
 
 from canarykit.errors import InvalidInputError, NotebookExecutionError
@@ -65,13 +65,14 @@ class CellFailure:
 
     def describe(self) -> str:
         """Return text such as ``cell 7 (In [5]) `x = f()` raised ValueError: bad``."""
+        return f"{self.location()} raised {self.ename}: {self.evalue}"
+
+    def location(self) -> str:
+        """Return text such as ``cell 7 (In [5]) `x = f()```."""
         count = (
             "" if self.execution_count is None else f" (In [{self.execution_count}])"
         )
-        return (
-            f"cell {self.index}{count} `{self.source_first_line}` raised "
-            f"{self.ename}: {self.evalue}"
-        )
+        return f"cell {self.index}{count} `{self.source_first_line}`"
 
 
 def execute_notebook(
@@ -112,6 +113,7 @@ def execute_notebook(
             progress_bar=progress_bar,
             cwd=cwd,
             stdout_file=stdout_file,
+            extra_arguments=_kernel_arguments(kernel_name),
         )
     except PapermillExecutionError as error:
         raise _cell_error(output, error) from error
@@ -127,6 +129,18 @@ def execute_notebook(
 
     logger.info("notebook executed: %s", output)
     return output
+
+
+def _kernel_arguments(kernel_name: str) -> list[str]:
+    # ipykernel warns on every start that its local TCP transport is unencrypted;
+    # the kernel runs on loopback for one notebook, so only its errors are shown.
+    try:
+        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    except NoSuchKernel:
+        return []
+    if any("ipykernel" in part for part in argv):
+        return ["--IPKernelApp.log_level=ERROR"]
+    return []
 
 
 def validate_parameters(parameters: Mapping[str, Any]) -> None:
@@ -212,7 +226,13 @@ def _cell_error(output: Path, error: PapermillExecutionError) -> NotebookExecuti
             ename=str(error.ename),
             evalue=str(error.evalue),
         )
-    logger.warning("notebook %s failed: %s", output, failure.describe())
+    logger.warning(
+        "%s: %s (notebook %s, %s)",
+        failure.ename,
+        failure.evalue,
+        output,
+        failure.location(),
+    )
     return NotebookExecutionError(
         f"{failure.describe()}; the executed notebook up to that cell is {output}; "
         "open it to read the traceback"

@@ -81,7 +81,11 @@ def run_canary(settings: RunSettings, *, echo: IO[str] | None = None) -> RunOutc
     _write_run_params(run_dir, settings, started_at=started_at, ended_at=None)
 
     logger.info("pre-flight checks of %s", settings.load.base_url)
-    run_preflight(settings.load.base_url, run_dir=run_dir)
+    run_preflight(
+        settings.load.base_url,
+        run_dir=run_dir,
+        secrets=[os.environ[settings.token_env]],
+    )
 
     with _capture(settings, run_dir, duration_s):
         k6 = _execute_run_notebook(settings, run_dir, script, echo)
@@ -103,6 +107,9 @@ def run_canary(settings: RunSettings, *, echo: IO[str] | None = None) -> RunOutc
 
 @contextmanager
 def _capture(settings: RunSettings, run_dir: Path, duration_s: float) -> Iterator[None]:
+    # The bearer token is passed as a known secret, so a response body or log line
+    # that carries it without a "Bearer" prefix is still redacted.
+    known_secrets = [os.environ.get(settings.token_env, "")]
     with ExitStack() as stack:
         stack.enter_context(
             Sampler(
@@ -110,11 +117,16 @@ def _capture(settings: RunSettings, run_dir: Path, duration_s: float) -> Iterato
                 run_dir=run_dir,
                 interval_s=settings.sample_interval_s,
                 duration_s=duration_s,
+                secrets=known_secrets,
             )
         )
         if settings.log_patterns:
             stack.enter_context(
-                LogWatcher(patterns=list(settings.log_patterns), run_dir=run_dir)
+                LogWatcher(
+                    patterns=list(settings.log_patterns),
+                    run_dir=run_dir,
+                    secrets=known_secrets,
+                )
             )
         yield
 

@@ -1,12 +1,14 @@
 """Check the target's /health, /readyz and /metrics before any load is sent.
 
 The three responses are saved in the run folder whatever their outcome, so a failed
-pre-flight still leaves the evidence of why it failed.
+pre-flight still leaves the evidence of why it failed. Bodies and connection errors
+are redacted before they are saved or quoted in an error message.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -16,6 +18,7 @@ import orjson
 
 from canarykit.errors import PreflightError
 from canarykit.prom import Scrape, parse_exposition
+from canarykit.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +40,18 @@ class PreflightResult:
 
 
 def run_preflight(
-    base_url: str, *, run_dir: Path, timeout_s: float = 5.0
+    base_url: str,
+    *,
+    run_dir: Path,
+    timeout_s: float = 5.0,
+    secrets: Iterable[str] = (),
 ) -> PreflightResult:
     """Request /health, /readyz and /metrics, save the responses, raise on a failure.
 
     /health must return 200 with JSON ``status`` "healthy", /readyz 200 with every
     check "pass" (or ``true``, "ok", "up"), /metrics 200 with Prometheus text in
-    which no line is rejected by the parser.
+    which no line is rejected by the parser. Each body passes through ``redact``
+    with ``secrets`` before it is saved, parsed or quoted.
 
     Raises:
         PreflightError: naming the failed check, its URL, the status and a short
@@ -51,10 +59,11 @@ def run_preflight(
     """
     base_url = base_url.rstrip("/")
     run_dir.mkdir(parents=True, exist_ok=True)
+    known_secrets = [secret for secret in secrets if secret]
     with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
-        health = _get_json(client, "/health", run_dir / HEALTH_PATH)
-        readyz = _get_json(client, "/readyz", run_dir / READYZ_PATH)
-        metrics = _get_metrics(client, run_dir / METRICS_PATH)
+        health = _get_json(client, "/health", run_dir / HEALTH_PATH, known_secrets)
+        readyz = _get_json(client, "/readyz", run_dir / READYZ_PATH, known_secrets)
+        metrics = _get_metrics(client, run_dir / METRICS_PATH, known_secrets)
 
     _check_health(health)
     _check_readyz(readyz)
@@ -83,20 +92,23 @@ class _Response:
     scrape: Scrape
 
 
-def _fetch(client: httpx.Client, route: str, path: Path) -> _Response:
+def _fetch(
+    client: httpx.Client, route: str, path: Path, secrets: list[str]
+) -> _Response:
     url = f"{str(client.base_url).rstrip('/')}{route}"
     try:
         response = client.get(route)
     except httpx.HTTPError as error:
-        message = f"{type(error).__name__}: {error}"
+        message = redact(f"{type(error).__name__}: {error}", secrets)
         return _Response(route, url, path, None, "", None, message, Scrape())
-    return _Response(
-        route, url, path, response.status_code, response.text, None, None, Scrape()
-    )
+    text = redact(response.text, secrets)
+    return _Response(route, url, path, response.status_code, text, None, None, Scrape())
 
 
-def _get_json(client: httpx.Client, route: str, path: Path) -> _Response:
-    response = _fetch(client, route, path)
+def _get_json(
+    client: httpx.Client, route: str, path: Path, secrets: list[str]
+) -> _Response:
+    response = _fetch(client, route, path, secrets)
     try:
         body = orjson.loads(response.text) if response.text else None
     except orjson.JSONDecodeError:
@@ -107,8 +119,8 @@ def _get_json(client: httpx.Client, route: str, path: Path) -> _Response:
     return replace(response, body=body)
 
 
-def _get_metrics(client: httpx.Client, path: Path) -> _Response:
-    response = _fetch(client, "/metrics", path)
+def _get_metrics(client: httpx.Client, path: Path, secrets: list[str]) -> _Response:
+    response = _fetch(client, "/metrics", path, secrets)
     path.write_text(response.text, encoding="utf-8")
     scrape = parse_exposition(response.text) if response.status == 200 else Scrape()
     return replace(response, scrape=scrape)

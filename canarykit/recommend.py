@@ -47,8 +47,11 @@ def recommendations(verdict: Verdict, k6: K6Output | None = None) -> list[str]:
     if not advice:
         advice.extend(_latency_advice(criteria))
     advice.extend(_missing_data_advice(verdict))
+    short_run_reason = verdict.input.get("short_run_reason")
     if not advice and verdict.status == PASS:
-        advice.append(_pass_line(verdict))
+        advice.append(_pass_line(verdict, is_short_run=bool(short_run_reason)))
+    if short_run_reason:
+        advice.append(f"Run the full canary before promoting: {short_run_reason}.")
     return advice
 
 
@@ -141,6 +144,11 @@ def _load_advice(item: Criterion | None, p95: Criterion | None) -> list[str]:
             "arrival-rate script's default function, so k6 can start every "
             f"iteration: k6 dropped {dropped} iterations."
         ]
+    if item.observed is None:
+        return [
+            "Give the planned rate and duration (or a run folder with "
+            f"run_params.json) so the delivered load can be checked: {item.reason}."
+        ]
     return [
         "Give the load generator more CPU or run it closer to the service, then run "
         f"the canary again: {item.reason}."
@@ -197,8 +205,11 @@ def _missing_data_advice(verdict: Verdict) -> list[str]:
     ]
 
 
-def _pass_line(verdict: Verdict) -> str:
-    """Summarize a clean pass with its headline figures and what was not judged."""
+def _pass_line(verdict: Verdict, *, is_short_run: bool) -> str:
+    """Summarize a clean pass with its headline figures and what was not judged.
+
+    Only a run as long as the full canary may be called ready for promotion.
+    """
     criteria = {item.id: item for item in verdict.criteria}
     figures = []
     p95 = criteria.get("p95_latency")
@@ -210,6 +221,14 @@ def _pass_line(verdict: Verdict) -> str:
     shown = f" ({', '.join(figures)})" if figures else ""
 
     unjudged = [item.id for item in verdict.criteria if item.status == NO_DATA]
+    if is_short_run:
+        line = (
+            "No action needed on what was measured: every required criterion "
+            f"passed{shown}."
+        )
+        if unjudged:
+            line += f" This run did not measure {', '.join(unjudged)}."
+        return line
     if unjudged:
         return (
             f"No action needed on what was measured: every required criterion passed"

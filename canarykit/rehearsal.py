@@ -22,7 +22,7 @@ LOOPBACK_HOST = "127.0.0.1"
 
 
 class TargetStartError(CanaryKitError, RuntimeError):
-    """The rehearsal target did not answer /health in time."""
+    """The rehearsal target did not respond to /health in time."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,9 @@ def _wait_until_healthy(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise TargetStartError(
-                f"rehearsal target exited with {process.returncode} before answering "
-                f"{base_url}/health; run `canarykit target` by hand to see its output"
+                f"rehearsal target exited with {process.returncode} before "
+                f"responding to {base_url}/health; run `canarykit target` by hand "
+                "to see its output"
             )
         try:
             response = httpx.get(f"{base_url}/health", timeout=1.0)
@@ -108,8 +109,8 @@ def _wait_until_healthy(
         time.sleep(0.1)
     _stop(process)
     raise TargetStartError(
-        f"rehearsal target did not answer {base_url}/health within {timeout_s:.0f} s "
-        f"(last result: {last_error})"
+        f"rehearsal target did not respond to {base_url}/health within "
+        f"{timeout_s:.0f} s (last result: {last_error})"
     )
 
 

@@ -6,6 +6,8 @@ figures carry plotly JSON plus their chart name, and banners carry HTML and
 Markdown. Rendering then
 
 - hides every input cell (report style),
+- leaves out what cells wrote to stderr (logged warnings), which the executed
+  notebook keeps,
 - turns each figure into an inline plotly div for the HTML, with plotly.js embedded
   once before the first figure, and into a PNG in the bundle's `charts/` folder
   (or a placeholder line without Chrome) for the Markdown,
@@ -59,6 +61,7 @@ _REPORT_TEMPLATE_SOURCE = """\
 main { max-width: 1200px; margin: 0 auto; }
 .jp-RenderedHTMLCommon table { font-size: 13px; }
 main .jp-RenderedHTMLCommon td, main .jp-RenderedHTMLCommon th { text-align: left; }
+main .jp-RenderedHTMLCommon .canary-number { text-align: right; }
 .canary-banner { padding: 12px 16px; margin: 8px 0; border-radius: 4px;
   color: #ffffff; font-size: 18px; font-weight: bold; }
 </style>
@@ -70,6 +73,9 @@ _EXTERNAL_ATTRIBUTE = re.compile(
 )
 _EXTERNAL_CSS = re.compile(r"""url\(\s*["']?\s*(?:https?:)?//|@import""", re.IGNORECASE)
 _SCRIPT_BODY = re.compile(r"(<script\b[^>]*>).*?(</script>)", re.IGNORECASE | re.DOTALL)
+# A cell that reads as a number: counts with separators, decimals, hashes excluded.
+_NUMBER_CELL = re.compile(r"-?[\d,]*\.?\d+( ?%)?")
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ def show_table(table: pd.DataFrame, *, empty_text: str = "No rows.") -> None:
         return
     _display(
         {
-            "text/html": table.to_html(index=False, na_rep="", escape=True, border=0),
+            "text/html": html_table(table),
             "text/markdown": markdown_table(table),
             "text/plain": table.to_string(index=False),
         }
@@ -132,15 +138,43 @@ def show_banner(status: str, text: str) -> None:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """Return a GitHub-flavoured Markdown table; `|` and line breaks are escaped."""
+    """Return a GitHub-flavoured Markdown table; `|` and line breaks are escaped.
+
+    Number columns are right-aligned and text columns left-aligned.
+    """
     header = [_markdown_cell(column) for column in table.columns]
+    rule = ["---:" if is_number else ":---" for is_number in _number_columns(table)]
     lines = [
         "| " + " | ".join(header) + " |",
-        "| " + " | ".join("---" for _ in header) + " |",
+        "| " + " | ".join(rule) + " |",
     ]
     for row in table.itertuples(index=False):
         lines.append("| " + " | ".join(_markdown_cell(value) for value in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def html_table(table: pd.DataFrame) -> str:
+    """Return an HTML table; number columns carry the class `canary-number`."""
+    classes = [
+        ' class="canary-number"' if is_number else ""
+        for is_number in _number_columns(table)
+    ]
+    header = "".join(
+        f"<th{css}>{html.escape(str(column))}</th>"
+        for css, column in zip(classes, table.columns, strict=True)
+    )
+    rows = [
+        "<tr>"
+        + "".join(
+            f"<td{css}>{html.escape(_cell_text(value))}</td>"
+            for css, value in zip(classes, row, strict=True)
+        )
+        + "</tr>"
+        for row in table.itertuples(index=False)
+    ]
+    body = "\n".join(rows)
+    head = f"<thead><tr>{header}</tr></thead>"
+    return f"<table>\n{head}\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
 def render_report(
@@ -193,23 +227,51 @@ def _display(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> No
     display(data, raw=True, metadata=metadata or {})
 
 
-def _markdown_cell(value: Any) -> str:
+def _number_columns(table: pd.DataFrame) -> list[bool]:
+    """Tell, per column, whether every filled cell is a number or "no data"."""
+    flags = []
+    for column in table.columns:
+        values = [
+            text
+            for value in table[column]
+            if (text := _cell_text(value)) and text != "no data"
+        ]
+        flags.append(
+            bool(values) and all(_NUMBER_CELL.fullmatch(text) for text in values)
+        )
+    return flags
+
+
+def _cell_text(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
-    text = str(value).replace("|", "\\|")
-    return " ".join(text.splitlines())
+    return " ".join(str(value).splitlines())
+
+
+def _markdown_cell(value: Any) -> str:
+    return _cell_text(value).replace("|", "\\|")
 
 
 def _prepared_notebook(
     executed: Path, failure: CellFailure | None, title: str
 ) -> nbformat.NotebookNode:
-    """Read the notebook, drop papermill's error markers and name the report."""
+    """Read the notebook, drop papermill's error markers and stderr, name the report."""
     notebook = nbformat.read(executed, as_version=4)
     notebook.cells = [
         cell
         for cell in notebook.cells
         if PAPERMILL_ERROR_TAG not in cell.get("metadata", {}).get("tags", [])
     ]
+    for cell in notebook.cells:
+        if "outputs" in cell:
+            cell.outputs = [
+                output
+                for output in cell.outputs
+                if not (
+                    output.get("output_type") == "stream"
+                    and output.get("name") == "stderr"
+                )
+            ]
     notebook.metadata["title"] = title if failure is None else f"ERROR: {title}"
     return notebook
 
@@ -284,7 +346,7 @@ def _render_markdown(
 
     exporter = MarkdownExporter(exclude_input=True)
     body, _ = exporter.from_notebook_node(md_notebook)
-    return str(body)
+    return _BLANK_LINES.sub("\n\n", str(body)).strip() + "\n"
 
 
 def _chart_markdown(name: str, png_paths: dict[str, Path], md_path: Path) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ import pandas as pd
 
 from canarykit.errors import InvalidInputError
 from canarykit.prom import read_ndjson
+from canarykit.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ class Sampler:
     """Scrape /metrics and probe /health on a background thread until ``stop()``.
 
     A failed request (refused, timed out, bad status) is written as a sample with
-    ``ok`` false and the error, and sampling goes on.
+    ``ok`` false and the error, and sampling goes on. Every body and error message
+    passes through ``redact`` with ``secrets`` before it is stored or logged.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class Sampler:
         interval_s: float = 5.0,
         duration_s: float,
         timeout_s: float = 2.0,
+        secrets: Iterable[str] = (),
     ) -> None:
         if interval_s <= 0 or duration_s <= 0 or timeout_s <= 0:
             raise InvalidInputError(
@@ -74,6 +78,7 @@ class Sampler:
         self.timeout_s = timeout_s
         self.sample_count = 0
         self.failed_count = 0
+        self._secrets = [secret for secret in secrets if secret]
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._started_monotonic = 0.0
@@ -172,13 +177,14 @@ class Sampler:
         except httpx.HTTPError as error:
             return self._failed(record, "/metrics", error)
         self._failing_paths.discard("/metrics")
+        text = redact(response.text, self._secrets)
         record.update(
             ok=response.status_code == 200,
             status=response.status_code,
             error=_status_error(response),
-            text=response.text,
+            text=text,
         )
-        return _Probe(record, response.text)
+        return _Probe(record, text)
 
     def _probe_health(self, client: httpx.Client) -> _Probe:
         record = self._new_record()
@@ -187,7 +193,10 @@ class Sampler:
         except httpx.HTTPError as error:
             return self._failed(record, "/health", error, healthy=False)
         self._failing_paths.discard("/health")
-        body = _json_or_text(response)
+        # The body is redacted as text before it is parsed, so a secret in any
+        # JSON member or in a non-JSON body is caught.
+        text = redact(response.text, self._secrets)
+        body = _json_or_text(text)
         is_healthy = (
             response.status_code == 200
             and isinstance(body, dict)
@@ -200,7 +209,7 @@ class Sampler:
             healthy=is_healthy,
             body=body,
         )
-        return _Probe(record, response.text)
+        return _Probe(record, text)
 
     def _new_record(self) -> dict[str, Any]:
         return {
@@ -211,7 +220,7 @@ class Sampler:
     def _failed(
         self, record: dict[str, Any], path: str, error: httpx.HTTPError, **extra: Any
     ) -> _Probe:
-        message = f"{type(error).__name__}: {error}"
+        message = redact(f"{type(error).__name__}: {error}", self._secrets)
         # One warning per failing streak, so a long outage does not flood the log.
         if path not in self._failing_paths:
             self._failing_paths.add(path)
@@ -300,10 +309,10 @@ def _status_error(response: httpx.Response) -> str | None:
     return f"HTTP {response.status_code} from {response.request.url}"
 
 
-def _json_or_text(response: httpx.Response) -> Any:
-    if not response.content:
+def _json_or_text(text: str) -> Any:
+    if not text:
         return None
     try:
-        return response.json()
-    except ValueError:
-        return response.text
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text

@@ -24,6 +24,7 @@ from canarykit.criteria import (
     Criterion,
     SloSettings,
 )
+from canarykit.logwatch import LOG_EVENT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,16 @@ def restarts(
             "restarts", NO_DATA, None, 0, method, reason, {"unit": "restarts"}, False
         )
 
+    scrapes = 0 if metrics is None else int(metrics["time"].nunique())
+    probes = 0 if health is None else len(health)
+    if scrapes < 2 and probes < 2:
+        reason = (
+            f"{scrapes} metrics scrape(s) and {probes} health probe(s) were recorded, "
+            "and a restart shows only between 2 samples"
+        )
+        evidence = {"unit": "restarts", "scrapes": scrapes, "probes": probes}
+        return Criterion("restarts", NO_DATA, None, 0, method, reason, evidence)
+
     events = restart_times(metrics, settings) if metrics is not None else []
     dips = health_dips(health) if health is not None else []
     count = max(len(events), len(dips))
@@ -154,6 +165,11 @@ def heap_growth(metrics: pd.DataFrame | None, settings: SloSettings) -> Criterio
         return Criterion(
             "heap_growth", NO_DATA, None, target, method, reason, {}, False
         )
+
+    if metrics.empty:
+        method = "heap or resident memory growth within a process lifetime"
+        reason = "samples/metrics.ndjson contains no successful scrape"
+        return Criterion("heap_growth", NO_DATA, None, target, method, reason, {})
 
     present = set(metrics["metric"].astype(str).unique())
     name = next((n for n in settings.heap_metric_names if n in present), None)
@@ -229,6 +245,8 @@ def db_pool(metrics: pd.DataFrame | None, settings: SloSettings) -> Criterion:
         reason = (
             "the target exposes no database-pool metrics, so this check does not apply"
         )
+        if metrics.empty:
+            reason = "samples/metrics.ndjson contains no successful scrape"
         return Criterion(
             "db_pool", NO_DATA, None, 0, method, reason, {"unit": "scrapes"}, False
         )
@@ -314,10 +332,30 @@ def health(health: pd.DataFrame | None) -> Criterion:
     return Criterion("health", PASS, uptime, 1.0, method, reason, evidence)
 
 
-def critical_logs(events: pd.DataFrame | None) -> Criterion:
-    """Judge that the watched logs hold no CRITICAL or FATAL entry."""
+def critical_logs(
+    events: pd.DataFrame | None, sources: dict[str, Any] | None = None
+) -> Criterion:
+    """Judge that the watched logs hold no CRITICAL or FATAL entry.
+
+    `sources` is logs/log_sources.json: the watcher's `patterns`, the `files` they
+    matched and the `unmatched_patterns`. When it exists and no file ever matched,
+    the logs the operator asked for were never read, so the criterion is NO_DATA
+    and required. Patterns that matched no file are named in the reason.
+    """
     method = "entries of logs/log_events.ndjson with severity CRITICAL or FATAL"
-    if events is None:
+    patterns, files, unmatched = _log_sources(sources)
+    if patterns and not files:
+        reason = (
+            f"no file matched the log pattern(s) {', '.join(patterns)}, so no log was "
+            "read; check that each pattern names the service's log files"
+        )
+        evidence = {
+            "unit": "lines",
+            "patterns": patterns,
+            "unmatched_patterns": unmatched,
+        }
+        return Criterion("critical_logs", NO_DATA, None, 0, method, reason, evidence)
+    if events is None and not files:
         reason = (
             "no log files were watched (no logs/log_events.ndjson), "
             "so logs were not checked"
@@ -325,7 +363,37 @@ def critical_logs(events: pd.DataFrame | None) -> Criterion:
         return Criterion(
             "critical_logs", NO_DATA, None, 0, method, reason, {"unit": "lines"}, False
         )
+    if events is None:
+        # The watcher read matching files but kept no WARN or worse entry.
+        events = pd.DataFrame({column: [] for column in LOG_EVENT_COLUMNS})
 
+    item = _judge_log_events(events, method)
+    if not files:
+        return item
+    evidence = {**item.evidence, "log_files": files, "unmatched_patterns": unmatched}
+    reason = item.reason
+    if unmatched:
+        reason += (
+            f"; the pattern(s) {', '.join(unmatched)} matched no file, so those logs "
+            "were not checked"
+        )
+    return replace(item, reason=reason, evidence=evidence)
+
+
+def _log_sources(
+    sources: dict[str, Any] | None,
+) -> tuple[list[str], list[str], list[str]]:
+    """Return the patterns, the matched file paths and the unmatched patterns."""
+    if sources is None:
+        return [], [], []
+    patterns = [str(pattern) for pattern in sources.get("patterns", [])]
+    files = [str(entry["path"]) for entry in sources.get("files", [])]
+    unmatched = [str(pattern) for pattern in sources.get("unmatched_patterns", [])]
+    return patterns, files, unmatched
+
+
+def _judge_log_events(events: pd.DataFrame, method: str) -> Criterion:
+    """Count CRITICAL and FATAL entries among the kept log entries."""
     critical = events[
         events["severity"].astype(str).str.upper().isin(["CRITICAL", "FATAL"])
     ]

@@ -10,8 +10,17 @@ INCONCLUSIVE; any FAIL makes it FAIL, required or not):
   when the target exposes the pool metrics. Without a run folder (`canarykit
   analyze` on a bare k6 file) they are NO_DATA and not required. The verdict
   then rests on the k6 criteria, and `notes` states that.
-- critical_logs is required when logs/log_events.ndjson exists, that is when a log
-  watcher ran.
+- critical_logs is required when logs/log_events.ndjson or logs/log_sources.json
+  exists, that is when a log watcher ran. When log_sources.json shows that no file
+  matched the log patterns, critical_logs is NO_DATA and the run INCONCLUSIVE.
+
+A run shorter than the planned canary (`SloSettings.full_canary_s`, 30 min, or the
+planned duration when longer) or than the sustained-P95 limit can still PASS: each
+criterion judges what the run measured, and a rehearsal of a few seconds is expected
+to exit 0. sustained_p95 cannot observe a breach in traffic that spans no more than
+its limit; it then passes with a reason that says so. Such a verdict carries
+`input["short_run_reason"]` and a note, and its recommendation says to run the full
+canary before promoting instead of claiming the canary can be promoted.
 
 A sampler-based PASS becomes INCONCLUSIVE when its samples start after the k6
 traffic or stop before it ends by more than twice the sample interval plus 1 s.
@@ -63,6 +72,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+LOG_SOURCES_PATH = "logs/log_sources.json"
+# A run counts as full when its traffic, scaled from first-to-last request to n
+# gaps, reaches the required length within this slack.
+FULL_RUN_SLACK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,7 @@ class _RunFolder:
     metrics: pd.DataFrame | None = None
     health: pd.DataFrame | None = None
     log_events: pd.DataFrame | None = None
+    log_sources: dict[str, Any] | None = None
     files: dict[str, bool] = field(default_factory=dict)
 
 
@@ -140,7 +154,7 @@ def evaluate(
         traffic.error_rate(population, k6, settings),
         traffic.sustained_p95(population, settings),
         service.restarts(folder.metrics, folder.health, settings),
-        service.critical_logs(folder.log_events),
+        service.critical_logs(folder.log_events, folder.log_sources),
         service.health(folder.health),
         service.heap_growth(folder.metrics, settings),
         service.db_pool(folder.metrics, settings),
@@ -154,6 +168,7 @@ def evaluate(
     )
     items = _limit_to_sampled_time(items, folder, population)
     input_facts = _input_facts(k6, run_dir, folder)
+    input_facts.update(_length_facts(population, settings, duration_s))
     status, status_reason = _overall_status(items, input_facts)
     logger.info("verdict %s: %s", status, status_reason)
 
@@ -177,6 +192,7 @@ def _read_run_folder(run_dir: Path | None) -> _RunFolder:
         "samples/metrics.ndjson": (run_dir / "samples" / "metrics.ndjson").is_file(),
         "samples/health.ndjson": (run_dir / "samples" / "health.ndjson").is_file(),
         "logs/log_events.ndjson": (run_dir / "logs" / "log_events.ndjson").is_file(),
+        LOG_SOURCES_PATH: (run_dir / LOG_SOURCES_PATH).is_file(),
     }
     return _RunFolder(
         metrics=prom.load_metric_samples(run_dir)
@@ -190,8 +206,43 @@ def _read_run_folder(run_dir: Path | None) -> _RunFolder:
             if files["logs/log_events.ndjson"]
             else None
         ),
+        log_sources=(
+            _read_log_sources(run_dir / LOG_SOURCES_PATH)
+            if files[LOG_SOURCES_PATH]
+            else None
+        ),
         files=files,
     )
+
+
+def _read_log_sources(path: Path) -> dict[str, Any]:
+    """Read logs/log_sources.json: `patterns`, `files` and `unmatched_patterns`."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as error:
+        raise InvalidInputError(
+            f"{path} is not valid JSON ({error}); expected the log watcher's "
+            "{patterns, files, unmatched_patterns} object; remove the file or run "
+            "the canary again"
+        ) from error
+    lists = ("patterns", "files", "unmatched_patterns")
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(key, []), list) for key in lists
+    ):
+        raise InvalidInputError(
+            f"{path} contains {str(data)[:200]!r}; expected an object whose patterns, "
+            "files and unmatched_patterns are lists; remove the file or run the "
+            "canary again"
+        )
+    if not all(
+        isinstance(entry, dict) and "path" in entry for entry in data.get("files", [])
+    ):
+        raise InvalidInputError(
+            f"{path} lists a file entry without a path; expected "
+            '{"path": ..., "first_seen": ...} objects; remove the file or run the '
+            "canary again"
+        )
+    return dict(data)
 
 
 def _limit_to_sampled_time(
@@ -249,6 +300,34 @@ def _input_facts(
     return facts
 
 
+def _length_facts(
+    population: traffic.Population, settings: SloSettings, duration_s: float | None
+) -> dict[str, Any]:
+    """Compare the traffic's length with the planned canary and the sustained limit."""
+    span_s = traffic.traffic_span_s(population)
+    facts: dict[str, Any] = {
+        "traffic_span_s": span_s,
+        "planned_duration_s": duration_s,
+        "short_run_reason": None,
+    }
+    required_s = max(settings.full_canary_s, settings.sustained_max_s, duration_s or 0)
+    requests = len(population.scenario)
+    covered_s = span_s * requests / (requests - 1) if span_s else 0.0
+    if covered_s + FULL_RUN_SLACK_S >= required_s:
+        return facts
+    facts["short_run_reason"] = (
+        f"the traffic spans {covered_s:.1f} s, shorter than the "
+        f"{traffic.format_span(required_s)} canary, so this run is a rehearsal and "
+        "cannot show what the full canary would"
+    )
+    if covered_s <= settings.sustained_max_s:
+        facts["short_run_reason"] += (
+            "; sustained_p95 cannot observe a stretch over "
+            f"{traffic.format_span(settings.sustained_max_s)} in it"
+        )
+    return facts
+
+
 def _population_facts(population: traffic.Population) -> dict[str, Any]:
     """Describe the request populations the latency and error figures use."""
     return {
@@ -295,6 +374,8 @@ def _notes(
         )
     if input_facts["truncation_reason"]:
         notes.append(input_facts["truncation_reason"])
+    if input_facts["short_run_reason"]:
+        notes.append(input_facts["short_run_reason"])
     if not input_facts["has_expected_response"]:
         notes.append(
             "no request carries the expected_response tag, so status 200-399 stands "

@@ -71,7 +71,7 @@ def _describe(item: Criterion, settings: SloSettings) -> tuple[str, str]:
 _ACTUAL_TEMPLATES = {
     "p95_latency": "{:.1f} ms",
     "error_rate": "{:.3%}",
-    "sustained_p95": "longest stretch {:g} s",
+    "sustained_p95": "longest stretch {:.1f} s",
     "health": "{:.2%} of probes green",
     "heap_growth": "{:,.0f} bytes",
     "db_pool": "{:g} scrapes exhausted",
@@ -84,6 +84,8 @@ def _actual_detail(item: Criterion) -> str:
     evidence = item.evidence
     if item.id == "error_rate" and "errors_rate" in evidence:
         return f" (script errors Rate {evidence['errors_rate']:.3%})"
+    if item.id == "sustained_p95" and evidence.get("is_observable") is False:
+        return f" (not observable: traffic spans {evidence['traffic_span_s']:.1f} s)"
     if item.id == "heap_growth":
         return f" ({evidence['metric']})"
     if item.id == "load_delivered":

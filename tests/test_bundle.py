@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from canarykit.bundle import (
     bundle_dir_of,
+    copy_run_artefacts,
     new_bundle_paths,
     sha256_file,
     verify_bundle,
@@ -27,18 +29,23 @@ def _bundle_with_files(tmp_path: Path) -> tuple[Path, list[Path]]:
     (run_dir / "samples").mkdir(parents=True)
     k6_file = run_dir / "k6.json"
     k6_file.write_text('{"type":"Point"}\n')
-    samples = run_dir / "samples" / "health.ndjson"
-    samples.write_text('{"ok": true}\n')
+    (run_dir / "samples" / "health.ndjson").write_text('{"ok": true}\n')
     paths = new_bundle_paths(tmp_path / "evidence", "app", NOW)
+    copies = copy_run_artefacts(run_dir, paths.bundle_dir, exclude=k6_file)
     verdict = paths.bundle_dir / "verdict.json"
     verdict.write_text('{"status": "PASS"}')
     chart = paths.charts_dir / "latency_timeline.png"
     chart.write_bytes(b"\x89PNG fake")
     paths.html_path.write_text("<html></html>")
     paths.md_path.write_text("# report\n")
-    artefacts = [k6_file, samples, verdict, chart, paths.html_path, paths.md_path]
-    write_manifest(paths.bundle_dir, artefacts)
-    return paths.bundle_dir, artefacts
+    artefacts = [*copies, verdict, chart, paths.html_path, paths.md_path]
+    write_manifest(paths.bundle_dir, artefacts, external=k6_file)
+    return paths.bundle_dir, [*artefacts, k6_file]
+
+
+def _write_entries(bundle_dir: Path, entries: list[dict[str, object]]) -> None:
+    manifest = {"schema_version": "2", "algorithm": "sha256", "files": entries}
+    (bundle_dir / "manifest.json").write_bytes(orjson.dumps(manifest))
 
 
 def test_sha256_file_matches_hashlib_across_chunks(tmp_path: Path) -> None:
@@ -54,13 +61,17 @@ def test_write_manifest_paths_relative_to_bundle(tmp_path: Path) -> None:
     paths = [entry["path"] for entry in manifest["files"]]
     stem = bundle_dir.name
     assert paths == [
-        "../../../results/app-20261204T154500Z/k6.json",
-        "../../../results/app-20261204T154500Z/samples/health.ndjson",
+        "artefacts/samples/health.ndjson",
         "verdict.json",
         "charts/latency_timeline.png",
         f"../{stem}.html",
         f"../{stem}.md",
+        "../../../results/app-20261204T154500Z/k6.json",
     ]
+    external = [
+        entry for entry in manifest["files"] if entry.get("kept_outside_bundle")
+    ]
+    assert [entry["path"] for entry in external] == [paths[-1]]
 
 
 def test_write_manifest_sizes_and_hashes(tmp_path: Path) -> None:
@@ -96,7 +107,7 @@ def test_verify_bundle_intact(tmp_path: Path) -> None:
 
 def test_verify_bundle_detects_changed_file(tmp_path: Path) -> None:
     bundle_dir, artefacts = _bundle_with_files(tmp_path)
-    artefacts[0].write_text('{"type":"Point","changed":true}\n')
+    artefacts[-1].write_text('{"type":"Point","changed":true}\n')
     problems = verify_bundle(bundle_dir)
     assert [problem.kind for problem in problems] == ["changed"]
     assert problems[0].path.endswith("results/app-20261204T154500Z/k6.json")
@@ -105,7 +116,7 @@ def test_verify_bundle_detects_changed_file(tmp_path: Path) -> None:
 
 def test_verify_bundle_detects_same_size_change(tmp_path: Path) -> None:
     bundle_dir, artefacts = _bundle_with_files(tmp_path)
-    verdict = artefacts[2]
+    verdict = artefacts[1]
     verdict.write_text(verdict.read_text().replace("PASS", "FAIL"))
     problems = verify_bundle(bundle_dir)
     assert [problem.path for problem in problems] == ["verdict.json"]
@@ -113,7 +124,7 @@ def test_verify_bundle_detects_same_size_change(tmp_path: Path) -> None:
 
 def test_verify_bundle_detects_missing_file(tmp_path: Path) -> None:
     bundle_dir, artefacts = _bundle_with_files(tmp_path)
-    artefacts[3].unlink()
+    artefacts[2].unlink()
     problems = verify_bundle(bundle_dir)
     assert [(problem.path, problem.kind) for problem in problems] == [
         ("charts/latency_timeline.png", "missing")
@@ -123,7 +134,7 @@ def test_verify_bundle_detects_missing_file(tmp_path: Path) -> None:
 
 def test_verify_bundle_from_either_report(tmp_path: Path) -> None:
     bundle_dir, artefacts = _bundle_with_files(tmp_path)
-    artefacts[1].unlink()
+    artefacts[0].unlink()
     for report in (bundle_dir.with_suffix(".html"), bundle_dir.with_suffix(".md")):
         problems = verify_bundle(report)
         assert [problem.kind for problem in problems] == ["missing"]
@@ -141,6 +152,91 @@ def test_verify_bundle_with_invalid_manifest(tmp_path: Path) -> None:
     (bundle_dir / "manifest.json").write_text('{"files": [{"path": "x"}]}')
     with pytest.raises(BundleIntegrityError, match="lacks a `files` list"):
         verify_bundle(bundle_dir)
+
+
+def test_verify_bundle_moved_evidence_folder(tmp_path: Path) -> None:
+    bundle_dir, _ = _bundle_with_files(tmp_path)
+    moved = tmp_path / "recipient" / "copy" / "app"
+    shutil.copytree(bundle_dir.parent, moved)
+    problems = verify_bundle(moved / bundle_dir.name)
+    assert [problem.kind for problem in problems] == ["external missing"]
+    assert problems[0].path == "../../../results/app-20261204T154500Z/k6.json"
+    assert "--k6-output PATH" in str(problems[0])
+
+
+def test_verify_bundle_k6_output_given(tmp_path: Path) -> None:
+    bundle_dir, artefacts = _bundle_with_files(tmp_path)
+    moved = tmp_path / "recipient" / "copy" / "app"
+    shutil.copytree(bundle_dir.parent, moved)
+    moved_bundle = moved / bundle_dir.name
+    assert verify_bundle(moved_bundle, k6_output=artefacts[-1]) == []
+    other = tmp_path / "other_k6.json"
+    other.write_text('{"type":"Point","other":true}\n')
+    problems = verify_bundle(moved_bundle, k6_output=other)
+    assert [problem.kind for problem in problems] == ["changed"]
+
+
+def test_verify_bundle_empty_manifest(tmp_path: Path) -> None:
+    bundle_dir, _ = _bundle_with_files(tmp_path)
+    _write_entries(bundle_dir, [])
+    with pytest.raises(BundleIntegrityError, match="lists no files"):
+        verify_bundle(bundle_dir)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/etc/hostname", "../../../../../../etc/hostname", "charts/../../outside.txt"],
+)
+def test_verify_bundle_rejects_paths_outside(tmp_path: Path, path: str) -> None:
+    bundle_dir, _ = _bundle_with_files(tmp_path)
+    (bundle_dir.parent.parent / "outside.txt").write_text("outside")
+    entry = {"path": path, "size_bytes": 7, "sha256": "0" * 64}
+    _write_entries(bundle_dir, [entry])
+    problems = verify_bundle(bundle_dir)
+    assert [problem.kind for problem in problems] == ["rejected"]
+    assert "canarykit analyze" in str(problems[0])
+
+
+def test_verify_bundle_rejects_symlink_outside(tmp_path: Path) -> None:
+    bundle_dir, _ = _bundle_with_files(tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("outside")
+    (bundle_dir / "link.txt").symlink_to(outside)
+    entry = {"path": "link.txt", "size_bytes": 7, "sha256": sha256_file(outside)}
+    _write_entries(bundle_dir, [entry])
+    assert [problem.kind for problem in verify_bundle(bundle_dir)] == ["rejected"]
+
+
+def test_verify_bundle_rejects_second_external(tmp_path: Path) -> None:
+    bundle_dir, _ = _bundle_with_files(tmp_path)
+    manifest = orjson.loads((bundle_dir / "manifest.json").read_bytes())
+    external = manifest["files"][-1]
+    second = {**external, "path": "../../../results/other/k6.json"}
+    _write_entries(bundle_dir, [*manifest["files"], second])
+    problems = verify_bundle(bundle_dir)
+    assert [(problem.path, problem.kind) for problem in problems] == [
+        (second["path"], "rejected")
+    ]
+
+
+def test_write_manifest_rejects_artefact_outside(tmp_path: Path) -> None:
+    bundle_dir = tmp_path / "bundle"
+    bundle_dir.mkdir()
+    outside = tmp_path / "run_params.json"
+    outside.write_text("{}")
+    with pytest.raises(InvalidInputError, match="outside the bundle"):
+        write_manifest(bundle_dir, [outside])
+
+
+def test_copy_run_artefacts_skips_k6_output(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / "logs").mkdir(parents=True)
+    (run_dir / "k6.json").write_text("big")
+    (run_dir / "logs" / "log_events.ndjson").write_text("{}\n")
+    bundle_dir = tmp_path / "bundle"
+    copies = copy_run_artefacts(run_dir, bundle_dir, exclude=run_dir / "k6.json")
+    assert copies == [bundle_dir / "artefacts" / "logs" / "log_events.ndjson"]
+    assert copies[0].read_text() == "{}\n"
 
 
 def test_bundle_dir_of_rejects_other_file(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def _windows(p95_ms: list[float]) -> pd.DataFrame:
 
 def test_latency_timeline_traces_follow_windows() -> None:
     windows = _windows([40.0, 150.0, 60.0])
-    figure = charts.latency_timeline(windows, slo_p95_ms=120)
+    figure = charts.latency_timeline(windows, slo_p95_ms=120, window_s=10)
     by_name = {trace.name: trace for trace in figure.data}
     assert list(by_name) == ["P50", "P95", "P99"]
     assert list(by_name["P95"].y) == [40.0, 150.0, 60.0]
@@ -46,29 +46,37 @@ def test_latency_timeline_traces_follow_windows() -> None:
 
 
 def test_latency_timeline_draws_slo_line() -> None:
-    figure = charts.latency_timeline(_windows([40.0, 50.0]), slo_p95_ms=120)
+    figure = charts.latency_timeline(
+        _windows([40.0, 50.0]), slo_p95_ms=120, window_s=10
+    )
     lines = [shape for shape in figure.layout.shapes if shape.type == "line"]
     assert [(line.y0, line.y1) for line in lines] == [(120, 120)]
 
 
 def test_latency_timeline_keeps_empty_window_as_gap() -> None:
     windows = _windows([40.0, float("nan"), 60.0])
-    figure = charts.latency_timeline(windows, slo_p95_ms=120)
+    figure = charts.latency_timeline(windows, slo_p95_ms=120, window_s=10)
     p95 = next(trace for trace in figure.data if trace.name == "P95")
     assert np.isnan(p95.y[1])
     assert p95.connectgaps is False
 
 
 def test_request_rate_timeline_failed_per_second() -> None:
-    figure = charts.request_rate_timeline(_windows([40.0, 50.0]), target_rate_per_s=10)
+    figure = charts.request_rate_timeline(
+        _windows([40.0, 50.0]), target_rate_per_s=10, window_s=10
+    )
     failed = next(trace for trace in figure.data if trace.name == "failed requests/s")
     # 5 failed of 100 requests in a 10 s window at 10 requests/s is 0.5 per second.
     assert list(failed.y) == [0.0, 0.5]
 
 
 def test_request_rate_timeline_target_line() -> None:
-    with_target = charts.request_rate_timeline(_windows([1.0]), target_rate_per_s=250)
-    without = charts.request_rate_timeline(_windows([1.0]), target_rate_per_s=None)
+    with_target = charts.request_rate_timeline(
+        _windows([1.0]), target_rate_per_s=250, window_s=10
+    )
+    without = charts.request_rate_timeline(
+        _windows([1.0]), target_rate_per_s=None, window_s=10
+    )
     assert [shape.y0 for shape in with_target.layout.shapes] == [250]
     assert len(without.layout.shapes) == 0
 
@@ -76,14 +84,14 @@ def test_request_rate_timeline_target_line() -> None:
 def test_charts_reject_raw_requests() -> None:
     raw = pd.DataFrame({"time": [pd.Timestamp.now(tz="UTC")], "duration_ms": [5.0]})
     with pytest.raises(InvalidInputError, match="windowed_latency"):
-        charts.latency_timeline(raw, slo_p95_ms=120)
+        charts.latency_timeline(raw, slo_p95_ms=120, window_s=10)
 
 
 def test_charts_from_sample_stay_small() -> None:
     k6 = read_k6_output(SAMPLE_K6_PATH)
     requests = stats.scenario_requests(k6.requests)
     windows = stats.windowed_latency(requests, window_s=10)
-    figure = charts.latency_timeline(windows, slo_p95_ms=120)
+    figure = charts.latency_timeline(windows, slo_p95_ms=120, window_s=10)
     assert len(requests) > 900
     assert all(len(trace.x) == len(windows) for trace in figure.data)
     assert len(windows) <= 6
@@ -102,8 +110,12 @@ def test_write_png_files_without_chrome_warns_once(
 ) -> None:
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chrome"))
     figures = {
-        "latency_timeline": charts.latency_timeline(_windows([1.0]), slo_p95_ms=120),
-        "rate": charts.request_rate_timeline(_windows([1.0]), target_rate_per_s=1),
+        "latency_timeline": charts.latency_timeline(
+            _windows([1.0]), slo_p95_ms=120, window_s=10
+        ),
+        "rate": charts.request_rate_timeline(
+            _windows([1.0]), target_rate_per_s=1, window_s=10
+        ),
     }
     with caplog.at_level(logging.WARNING, logger="canarykit.charts"):
         written = charts.write_png_files(figures, tmp_path / "charts")
@@ -119,10 +131,10 @@ def test_write_png_files_without_chrome_warns_once(
 def test_write_png_files_with_chromium(tmp_path: Path) -> None:
     figures = {
         "latency_timeline": charts.latency_timeline(
-            _windows([40.0, 150.0]), slo_p95_ms=120
+            _windows([40.0, 150.0]), slo_p95_ms=120, window_s=10
         ),
         "request_rate_timeline": charts.request_rate_timeline(
-            _windows([40.0, 150.0]), target_rate_per_s=10
+            _windows([40.0, 150.0]), target_rate_per_s=10, window_s=10
         ),
     }
     written = charts.write_png_files(figures, tmp_path / "charts")
@@ -130,3 +142,60 @@ def test_write_png_files_with_chromium(tmp_path: Path) -> None:
     for path in written.values():
         assert path.read_bytes()[:8] == PNG_MAGIC
         assert path.stat().st_size > 10_000
+
+
+def test_chart_titles_state_window_length() -> None:
+    latency = charts.latency_timeline(_windows([1.0]), slo_p95_ms=120, window_s=30)
+    rate = charts.request_rate_timeline(
+        _windows([1.0]), target_rate_per_s=None, window_s=30
+    )
+    assert "per 30 s window" in latency.layout.title.text
+    assert "per 30 s window" in rate.layout.title.text
+
+
+def test_latency_timeline_log_axis_for_sub_ms() -> None:
+    figure = charts.latency_timeline(
+        _windows([0.3, 0.4, 0.5]), slo_p95_ms=120, window_s=10
+    )
+    low, high = figure.layout.yaxis.range
+    assert figure.layout.yaxis.type == "log"
+    # The smallest line (P50 0.15 ms) and the SLO line both lie inside the range.
+    assert 10**low < 0.15
+    assert 10**high > 120
+
+
+def test_latency_timeline_linear_axis_reaches_slo() -> None:
+    figure = charts.latency_timeline(
+        _windows([40.0, 150.0]), slo_p95_ms=120, window_s=10
+    )
+    low, high = figure.layout.yaxis.range
+    assert figure.layout.yaxis.type in (None, "linear", "-")
+    assert low == 0
+    assert high > 225  # P99 of the second window is 150 x 1.5 ms
+
+
+def test_add_window_coverage_measures_partial_windows() -> None:
+    windows = _windows([1.0, 1.0, 1.0])
+    times = pd.Series(
+        pd.to_datetime(["2026-12-04T15:00:00.5Z", "2026-12-04T15:00:20.5Z"])
+    )
+    covered = charts.add_window_coverage(windows, times, window_s=10)
+    assert covered["covered_s"].tolist() == pytest.approx([9.5, 10.0, 0.5])
+
+
+def test_request_rate_timeline_leaves_out_partial_window() -> None:
+    windows = _windows([1.0, 1.0, 1.0])
+    windows["covered_s"] = [10.0, 10.0, 0.5]
+    windows.loc[2, "rate_per_s"] = 0.5
+    figure = charts.request_rate_timeline(windows, target_rate_per_s=10, window_s=10)
+    assert list(figure.data[0].y) == [10.0, 10.0]
+    assert "1 partial window(s) left out" in figure.layout.title.text
+
+
+def test_request_rate_timeline_run_shorter_than_window() -> None:
+    windows = _windows([1.0])
+    windows["covered_s"] = [4.0]
+    windows["requests"] = [80]
+    figure = charts.request_rate_timeline(windows, target_rate_per_s=20, window_s=10)
+    assert list(figure.data[0].y) == [20.0]
+    assert "rate over the seconds covered" in figure.layout.title.text

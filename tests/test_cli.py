@@ -50,9 +50,16 @@ def test_analyze_bad_duration_exits_2(tmp_path: Path, capsys) -> None:
     assert "soon" in capsys.readouterr().err
 
 
-def test_verify_missing_bundle_not_ok(tmp_path: Path, capsys) -> None:
+def test_verify_missing_bundle_exits_2(tmp_path: Path, capsys) -> None:
     code = main(["verify", str(tmp_path / "nothing")])
-    assert code != 0
+    assert code == 2
+    assert "bundle not found" in capsys.readouterr().err
+
+
+def test_verify_folder_without_manifest_exits_1(tmp_path: Path, capsys) -> None:
+    code = main(["verify", str(tmp_path)])
+    assert code == 1
+    assert "manifest" in capsys.readouterr().err
 
 
 def test_run_without_token_exits_2(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -71,3 +78,41 @@ def test_run_without_token_exits_2(tmp_path: Path, capsys, monkeypatch) -> None:
     assert code == 2
     assert "NO_SUCH_TOKEN_VAR" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://127.0.0.1/", "http://"])
+def test_run_rejects_bad_base_url(url: str, capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--base-url", url])
+    assert caught.value.code == 2
+    assert "URL" in capsys.readouterr().err
+
+
+def test_run_rejects_vus_above_max(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("TEST_TOKEN", "x")
+    code = main(
+        [
+            "run",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--pre-allocated-vus",
+            "5",
+            "--max-vus",
+            "1",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
+    assert code == 2
+    assert "--max-vus" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_analyze_garbage_exits_2(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "garbage.json"
+    path.write_bytes(b"\x00\x01garbage\xff")
+    code = main(["analyze", str(path), "--evidence-dir", str(tmp_path / "evidence")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "garbage.json" in captured.err
+    assert "verdict: ERROR" in captured.out

@@ -115,6 +115,7 @@ def test_clean_run_passes(
     assert all(item.required for item in verdict.criteria)
     assert verdict.status == "PASS"
     assert advice[0].startswith("No action needed")
+    assert advice[-1].startswith("Run the full canary before promoting")
 
 
 def test_latency_fails_p95(
@@ -227,3 +228,37 @@ def test_leak_fails_heap_growth(
     assert item.observed is not None
     assert item.observed > 20e6
     assert any("memory" in line for line in advice)
+
+
+SINGLE_REQUEST_SCRIPT = """
+import http from "k6/http";
+export const options = { iterations: 1 };
+export default function () {
+  http.get(`${__ENV.BASE_URL}/health`);
+}
+"""
+
+
+def test_single_request_run_is_inconclusive(
+    rehearsal_target: RehearsalTarget, k6_binary: str, tmp_path: Path
+) -> None:
+    base_url = rehearsal_target()
+    script = tmp_path / "one_request.js"
+    script.write_text(SINGLE_REQUEST_SCRIPT, encoding="utf-8")
+    k6_json = tmp_path / "k6.json"
+    env = {**os.environ, "BASE_URL": base_url, "K6_NO_USAGE_REPORT": "true"}
+    command = [k6_binary, "run", "--quiet", "--out", f"json={k6_json}", str(script)]
+    completed = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+
+    k6 = read_k6_output(k6_json)
+    verdict = evaluate(k6=k6, run_dir=None)
+    advice = recommendations(verdict, k6)
+
+    assert len(k6.requests) == 1
+    assert verdict.criterion("load_delivered").status == "INCONCLUSIVE"
+    assert verdict.criterion("sustained_p95").evidence["is_observable"] is False
+    assert verdict.status == "INCONCLUSIVE"
+    assert advice[-1].startswith("Run the full canary before promoting")

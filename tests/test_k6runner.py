@@ -47,3 +47,27 @@ def test_run_k6_script_error_reports_tail(tmp_path: Path) -> None:
         run_k6(script=script, run_dir=tmp_path / "run", load=load, token_env="X")
     assert "canary_live_output.log" in str(caught.value)
     assert (tmp_path / "run" / "canary_live_output.log").stat().st_size > 0
+
+
+def test_run_k6_gzip_output_reads_back(
+    tmp_path: Path, rehearsal_target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from canarykit.k6reader import read_k6_output
+    from canarykit.paths import canary_script
+
+    monkeypatch.setenv("RUNNER_TEST_TOKEN", "runner-test-token")
+    base_url = rehearsal_target()
+    load = LoadSettings(base_url=base_url, rate_per_s=50, duration="2s")
+    result = run_k6(
+        script=canary_script(),
+        run_dir=tmp_path,
+        load=load,
+        token_env="RUNNER_TEST_TOKEN",
+        gzip_output=True,
+    )
+    assert result.exit_code == 0
+    assert result.output_path.name == "k6.json.gz"
+    assert result.output_path.read_bytes()[:2] == b"\x1f\x8b"
+    output = read_k6_output(result.output_path)
+    assert 90 <= len(output.requests) <= 110
+    assert "runner-test-token" not in result.live_log_path.read_text()

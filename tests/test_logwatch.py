@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from canarykit.logwatch import LogWatcher, classify_line, load_log_events
+from canarykit.errors import InvalidInputError
+from canarykit.logwatch import (
+    LogWatcher,
+    classify_line,
+    load_log_events,
+    load_log_sources,
+)
 
 StartTarget = Callable[..., str]
 POLL_S = 0.05
@@ -227,3 +235,81 @@ def test_load_log_events_missing_file(tmp_path: Path) -> None:
 
     assert frame.empty
     assert list(frame.columns) == ["time", "file", "line_no", "severity", "message"]
+
+
+def _sources(run_dir: Path) -> dict[str, object]:
+    return json.loads((run_dir / "logs" / "log_sources.json").read_text())
+
+
+def _unmatched_warnings(caplog: pytest.LogCaptureFixture, pattern: str) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.WARNING and repr(pattern) in record.getMessage()
+    ]
+
+
+def test_logwatch_warns_unmatched_pattern(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "app.log"
+    log.touch()
+    missing = str(tmp_path / "nowhere" / "*.log")
+    run_dir = tmp_path / "run"
+    caplog.set_level(logging.WARNING, logger="canarykit.logwatch")
+
+    watcher = LogWatcher(patterns=[missing, str(log)], run_dir=run_dir, poll_s=POLL_S)
+    watcher.start()
+    at_start = _unmatched_warnings(caplog, missing)
+    sources = _sources(run_dir)
+    watcher.stop()
+
+    assert len(at_start) == 1
+    assert "matches no file" in at_start[0]
+    assert len(_unmatched_warnings(caplog, missing)) == 2
+    assert _unmatched_warnings(caplog, str(log)) == []
+    assert sources["patterns"] == [missing, str(log)]
+    assert sources["unmatched_patterns"] == [missing]
+    assert [file["path"] for file in sources["files"]] == [str(log)]
+
+
+def test_logwatch_sources_record_late_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    logs = tmp_path / "logs_in"
+    logs.mkdir()
+    (logs / "sub.log").mkdir()
+    pattern = str(logs / "*.log")
+    run_dir = tmp_path / "run"
+    caplog.set_level(logging.WARNING, logger="canarykit.logwatch")
+
+    with LogWatcher(patterns=[pattern], run_dir=run_dir, poll_s=POLL_S):
+        before = _sources(run_dir)
+        _append(logs / "late.log", "2025-01-01T00:00:00Z INFO started\n")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not _sources(run_dir)["files"]:
+            time.sleep(POLL_S)
+
+    after = _sources(run_dir)
+    assert before["files"] == []
+    assert before["unmatched_patterns"] == [pattern]
+    assert after["unmatched_patterns"] == []
+    assert [file["path"] for file in after["files"]] == [str(logs / "late.log")]
+    first_seen = datetime.fromisoformat(after["files"][0]["first_seen"])
+    assert first_seen.utcoffset() is not None
+    # Warned at start only; the directory "sub.log" never counts as a match.
+    assert len(_unmatched_warnings(caplog, pattern)) == 1
+    assert not (run_dir / "logs" / "log_sources.json.tmp").exists()
+    assert load_log_sources(run_dir) == after
+
+
+def test_load_log_sources_missing_file(tmp_path: Path) -> None:
+    assert load_log_sources(tmp_path) is None
+
+
+def test_load_log_sources_invalid_file(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "log_sources.json").write_text("{not json")
+
+    with pytest.raises(InvalidInputError, match="log_sources.json"):
+        load_log_sources(tmp_path)

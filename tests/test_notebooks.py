@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import nbformat
@@ -173,3 +174,16 @@ def test_execute_notebook_rejects_secret_before_running(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError):
         execute_notebook(template, output, parameters={"password": "hunter2"})
     assert not output.exists()
+
+
+def test_execute_notebook_warning_starts_with_exception(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    template = _template(tmp_path, "raise ValueError('not k6 output')")
+    with (
+        caplog.at_level(logging.WARNING, logger="canarykit.notebooks"),
+        pytest.raises(NotebookExecutionError),
+    ):
+        execute_notebook(template, tmp_path / "run.ipynb", parameters={})
+    (record,) = caplog.records
+    assert record.getMessage().startswith("ValueError: not k6 output (notebook ")

@@ -11,6 +11,8 @@ import pytest
 from conftest import MockRoute
 
 from canarykit.errors import PreflightError
+from canarykit.k6runner import LoadSettings
+from canarykit.pipeline import RunSettings, run_canary
 from canarykit.preflight import run_preflight
 
 StartTarget = Callable[..., str]
@@ -158,3 +160,57 @@ def test_preflight_timeout(mock_http_server: StartMock, tmp_path: Path) -> None:
         run_preflight(base_url, run_dir=tmp_path, timeout_s=0.3)
 
     assert "ReadTimeout" in str(raised.value)
+
+
+# A token with no "Bearer" prefix and no token-like name, so only the known
+# secret can catch it.
+RAW_TOKEN = "q8Zr2LmXv0Ka9Tn4"
+LEAKY_ROUTES = {
+    "/health": MockRoute(
+        503, f"Authorization: Bearer abc987def; echo {RAW_TOKEN}".encode()
+    ),
+    "/readyz": MockRoute(
+        200, f'{{"checks": {{"db": "pass"}}, "echo": "{RAW_TOKEN}"}}'.encode()
+    ),
+    "/metrics": MockRoute(200, f"# HELP up {RAW_TOKEN}\nup 1\n".encode()),
+}
+
+
+def _assert_no_secret(run_dir: Path, message: str) -> None:
+    for secret in (RAW_TOKEN, "abc987def"):
+        assert secret not in message, secret
+        for name in SAVED_FILES:
+            assert secret not in (run_dir / name).read_text(), (secret, name)
+
+
+def test_preflight_redacts_bodies_and_error(
+    mock_http_server: StartMock, tmp_path: Path
+) -> None:
+    base_url = mock_http_server(LEAKY_ROUTES)
+
+    with pytest.raises(PreflightError) as raised:
+        run_preflight(base_url, run_dir=tmp_path, secrets=[RAW_TOKEN])
+
+    message = str(raised.value)
+    _assert_no_secret(tmp_path, message)
+    assert "Authorization: Bearer [REDACTED]; echo [REDACTED]" in message
+    saved = json.loads((tmp_path / "preflight_health.json").read_text())
+    assert saved["body"] == "Authorization: Bearer [REDACTED]; echo [REDACTED]"
+
+
+def test_run_canary_preflight_redacts_token(
+    mock_http_server: StartMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFLIGHT_TEST_TOKEN", RAW_TOKEN)
+    settings = RunSettings(
+        load=LoadSettings(base_url=mock_http_server(LEAKY_ROUTES), duration="5s"),
+        token_env="PREFLIGHT_TEST_TOKEN",
+        results_root=tmp_path / "results",
+        evidence_root=tmp_path / "evidence",
+    )
+
+    with pytest.raises(PreflightError) as raised:
+        run_canary(settings)
+
+    (run_dir,) = (tmp_path / "results").iterdir()
+    _assert_no_secret(run_dir, str(raised.value))

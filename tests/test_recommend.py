@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 from canarykit.criteria import Criterion, SloSettings
 from canarykit.k6output import K6Output
 from canarykit.recommend import recommendations
-from canarykit.verdict import Verdict
+from canarykit.verdict import Verdict, evaluate
 
 START = pd.Timestamp("2026-01-01T00:00:00Z")
 
@@ -210,6 +211,7 @@ def test_recommendations_clean_pass() -> None:
     assert len(advice) == 1
     assert advice[0].startswith("No action needed")
     assert "P95 42.5 ms" in advice[0]
+    assert "can be promoted" in advice[0]
 
 
 def test_recommendations_unjudged_optional_pass() -> None:
@@ -220,3 +222,79 @@ def test_recommendations_unjudged_optional_pass() -> None:
     assert len(advice) == 1
     assert advice[0].startswith("No action needed on what was measured")
     assert "Check critical_logs by other means" in advice[0]
+
+
+def steady_k6(count: int, spacing_s: float) -> K6Output:
+    """Fast expected responses, one every `spacing_s` seconds."""
+    requests = pd.DataFrame(
+        {
+            "time": START + pd.to_timedelta(np.arange(count) * spacing_s, unit="s"),
+            "duration_ms": 10.0,
+            "failed": pd.array([False] * count, dtype="boolean"),
+            "status": pd.Categorical(["202"] * count),
+            "expected_response": pd.Categorical(["true"] * count),
+            "group": pd.Categorical([""] * count),
+        }
+    )
+    samples = pd.DataFrame(
+        {"time": pd.Series([], dtype="datetime64[ns, UTC]"), "metric": [], "value": []}
+    )
+    return K6Output(
+        path="k6.json",
+        format="json",
+        requests=requests,
+        samples=samples,
+        metrics={},
+        has_expected_response=True,
+    )
+
+
+def test_recommendations_short_run_no_promotion() -> None:
+    for span_s in (5, 10, 60):
+        k6 = steady_k6(span_s * 10, 0.1)
+        verdict = evaluate(
+            k6=k6, run_dir=None, target_rate_per_s=10.0, duration_s=float(span_s)
+        )
+
+        advice = recommendations(verdict, k6)
+
+        assert verdict.status == "PASS"
+        assert not any("can be promoted" in line for line in advice)
+        assert advice[-1].startswith("Run the full canary before promoting")
+        assert "sustained_p95 cannot observe" in advice[-1]
+
+
+def test_recommendations_full_run_may_promote() -> None:
+    k6 = steady_k6(1800, 1.0)
+    verdict = evaluate(k6=k6, run_dir=None, target_rate_per_s=1.0, duration_s=1800.0)
+
+    advice = recommendations(verdict, k6)
+
+    assert not any("Run the full canary" in line for line in advice)
+    assert "by other means before promoting" in advice[0]
+
+
+def test_recommendations_short_failed_run() -> None:
+    slow = make_criterion("p95_latency", "FAIL", observed=180.0, reason="P95 180.0 ms")
+    verdict = replace(
+        make_verdict(slow), input={"short_run_reason": "the traffic spans 6 s"}
+    )
+
+    advice = recommendations(verdict)
+
+    assert "Profile the request path" in advice[0]
+    assert advice[-1] == "Run the full canary before promoting: the traffic spans 6 s."
+
+
+def test_recommendations_unknown_rate() -> None:
+    load = make_criterion(
+        "load_delivered",
+        "INCONCLUSIVE",
+        observed=None,
+        reason="the achieved rate is unknown",
+    )
+
+    advice = recommendations(make_verdict(load, status="INCONCLUSIVE"))
+
+    assert advice[0].startswith("Give the planned rate and duration")
+    assert "achieved rate is unknown" in advice[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -15,6 +16,7 @@ from canarykit.errors import NotebookExecutionError
 from canarykit.notebooks import execute_notebook, find_failed_cell
 from canarykit.report import (
     find_external_references,
+    html_table,
     markdown_table,
     render_report,
 )
@@ -37,9 +39,12 @@ report.show_banner("FAIL", "failed: p95_latency")
 table = pd.DataFrame({"criterion": ["P95 | latency"], "actual": ["131.0 ms"]})
 report.show_table(table)
 report.show_table(pd.DataFrame({"file": []}), empty_text="No snapshot files.")
-report.show_figure(charts.latency_timeline(windows, slo_p95_ms=120), "latency_timeline")
 report.show_figure(
-    charts.request_rate_timeline(windows, target_rate_per_s=2), "request_rate_timeline"
+    charts.latency_timeline(windows, slo_p95_ms=120, window_s=10), "latency_timeline"
+)
+report.show_figure(
+    charts.request_rate_timeline(windows, target_rate_per_s=2, window_s=10),
+    "request_rate_timeline",
 )
 """
 
@@ -182,7 +187,7 @@ def test_render_report_error_banner(
 def test_markdown_table_escapes_pipes_and_lines() -> None:
     table = pd.DataFrame({"a|b": ["x|y", "two\nlines"], "n": [1.5, None]})
     assert markdown_table(table) == (
-        "| a\\|b | n |\n| --- | --- |\n| x\\|y | 1.5 |\n| two lines |  |\n"
+        "| a\\|b | n |\n| :--- | ---: |\n| x\\|y | 1.5 |\n| two lines |  |\n"
     )
 
 
@@ -198,3 +203,43 @@ def test_find_external_references_flags_cdn_script() -> None:
 def test_find_external_references_ignores_script_bodies() -> None:
     html = "<script>var logo = '<a href=\"https://plotly.com/\">';</script><p>ok</p>"
     assert find_external_references(html) == []
+
+
+def test_markdown_table_aligns_numbers_right() -> None:
+    table = pd.DataFrame({"file": ["a.json", "b.json"], "size_bytes": ["1,024", "7"]})
+    lines = markdown_table(table).splitlines()
+    assert lines[1] == "| :--- | ---: |"
+
+
+def test_html_table_marks_number_columns() -> None:
+    table = pd.DataFrame({"statistic": ["P95"], "latency_ms": ["0.250"]})
+    text = html_table(table)
+    assert '<td class="canary-number">0.250</td>' in text
+    assert "<td>P95</td>" in text
+    assert 'style="text-align: right' not in text
+
+
+def test_render_report_drops_stderr_outputs(tmp_path: Path) -> None:
+    executed, _ = _executed(
+        tmp_path,
+        "import sys\nsys.stderr.write('WARNING stray log line\\n')\n"
+        "report.show_markdown('after the warning')",
+    )
+    notebook = nbformat.read(executed, as_version=4)
+    assert "stray log line" in json.dumps(notebook.cells[-1].outputs)
+    result = render_report(
+        executed,
+        html_path=tmp_path / "r.html",
+        md_path=tmp_path / "r.md",
+        charts_dir=tmp_path / "charts",
+    )
+    for path in (result.html_path, result.md_path):
+        text = path.read_text(encoding="utf-8")
+        assert "stray log line" not in text
+        assert "after the warning" in text
+
+
+def test_render_report_markdown_has_no_blank_runs(rendered: dict[str, Path]) -> None:
+    markdown = rendered["md"].read_text(encoding="utf-8")
+    assert "\n\n\n" not in markdown
+    assert not markdown.startswith("\n")

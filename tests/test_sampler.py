@@ -11,11 +11,25 @@ import pytest
 from conftest import MockRoute
 
 from canarykit.errors import InvalidInputError
+from canarykit.k6runner import LoadSettings
+from canarykit.pipeline import RunSettings, _capture
 from canarykit.prom import load_metric_samples
 from canarykit.sampler import Sampler, load_health_samples, snapshot_labels
 
 StartTarget = Callable[..., str]
 StartMock = Callable[[dict[str, MockRoute]], str]
+# A token with no "Bearer" prefix and no token-like name, so only the known
+# secret can catch it.
+RAW_TOKEN = "q8Zr2LmXv0Ka9Tn4"
+LEAKY_ROUTES = {
+    "/metrics": MockRoute(200, f'app_info{{build="{RAW_TOKEN}"}} 1\n'.encode()),
+    "/health": MockRoute(
+        200,
+        f'{{"status": "healthy", "echo": "{RAW_TOKEN}", '
+        '"header": "Authorization: Bearer abc987def"}'.encode(),
+        "application/json",
+    ),
+}
 
 
 def _ndjson(path: Path) -> list[dict[str, object]]:
@@ -176,3 +190,63 @@ def test_sampler_rejects_non_positive(field: str, tmp_path: Path) -> None:
 
     with pytest.raises(InvalidInputError, match=field):
         Sampler(base_url="http://127.0.0.1:1", run_dir=tmp_path, **options)
+
+
+def _files_containing(folder: Path, needle: str) -> list[Path]:
+    return [
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and needle.encode() in path.read_bytes()
+    ]
+
+
+def test_sampler_redacts_known_secrets(
+    mock_http_server: StartMock, tmp_path: Path
+) -> None:
+    base_url = mock_http_server(LEAKY_ROUTES)
+
+    # Snapshot marks of a 0.6 s run fall at 0.1, 0.3 and 0.5 s.
+    with Sampler(
+        base_url=base_url,
+        run_dir=tmp_path,
+        interval_s=0.1,
+        duration_s=0.6,
+        secrets=[RAW_TOKEN],
+    ):
+        time.sleep(0.7)
+
+    assert len(list((tmp_path / "snapshots").iterdir())) == 6
+    assert _files_containing(tmp_path, RAW_TOKEN) == []
+    assert _files_containing(tmp_path, "abc987def") == []
+    health = _ndjson(tmp_path / "samples" / "health.ndjson")
+    assert health[0]["body"]["echo"] == "[REDACTED]"
+    assert health[0]["healthy"] is True
+    final_metrics = (tmp_path / "canary_final_metrics.txt").read_text()
+    assert 'build="[REDACTED]"' in final_metrics
+
+
+def test_capture_redacts_run_token(
+    mock_http_server: StartMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAPTURE_TEST_TOKEN", RAW_TOKEN)
+    log = tmp_path / "app.log"
+    log.touch()
+    run_dir = tmp_path / "run"
+    settings = RunSettings(
+        load=LoadSettings(base_url=mock_http_server(LEAKY_ROUTES)),
+        token_env="CAPTURE_TEST_TOKEN",
+        log_patterns=(str(log),),
+        sample_interval_s=0.1,
+    )
+
+    with _capture(settings, run_dir, 0.6):
+        log.write_text(f"2025-01-01T00:00:00Z CRITICAL raw token {RAW_TOKEN} seen\n")
+        events_path = run_dir / "logs" / "log_events.ndjson"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not events_path.read_bytes():
+            time.sleep(0.05)
+
+    events = _ndjson(events_path)
+    assert [event["severity"] for event in events] == ["CRITICAL"]
+    assert "raw token [REDACTED] seen" in str(events[0]["message"])
+    assert _files_containing(run_dir, RAW_TOKEN) == []

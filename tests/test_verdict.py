@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from canarykit.criteria import STATUSES
 from canarykit.errors import InvalidInputError
 from canarykit.k6output import K6Output
+from canarykit.recommend import recommendations
 from canarykit.verdict import (
     SloSettings,
     Verdict,
@@ -798,3 +800,305 @@ def test_results_table_totals_and_uptime(tmp_path: Path) -> None:
     assert table.loc["Uptime", "actual"].startswith("100.00%")
     assert table.loc["P95 latency", "target"] == "<= 120 ms"
     assert len(table) == len(verdict.criteria) + 2
+
+
+# degenerate inputs: every criterion returns a status with a reason, never raises
+
+K6_CRITERIA = ("p95_latency", "error_rate", "sustained_p95", "load_delivered")
+
+
+def degenerate_k6(case: str) -> K6Output:
+    """Build the k6 output of one degenerate case by name."""
+    if case == "no requests":
+        return make_k6(make_requests([]))
+    if case == "one request":
+        return make_k6(make_requests([10.0]))
+    if case == "single timestamp":
+        return make_k6(make_requests([10.0] * 5, spacing_s=0.0))
+    if case == "setup only":
+        return make_k6(make_requests([10.0] * 5, group="::setup"))
+    requests = make_requests([np.nan] * 5)
+    requests["failed"] = pd.array([pd.NA] * 5, dtype="boolean")
+    return make_k6(requests)
+
+
+# Statuses of p95_latency, error_rate, sustained_p95, then load_delivered without
+# a plan and with a plan of 10 requests/s for 10 s.
+DEGENERATE_CASES = {
+    "no requests": ("NO_DATA", "NO_DATA", "NO_DATA", "NO_DATA", "NO_DATA"),
+    "setup only": ("NO_DATA", "NO_DATA", "NO_DATA", "NO_DATA", "NO_DATA"),
+    "one request": ("PASS", "PASS", "PASS", "INCONCLUSIVE", "INCONCLUSIVE"),
+    "single timestamp": ("PASS", "PASS", "PASS", "INCONCLUSIVE", "INCONCLUSIVE"),
+    "no durations": ("NO_DATA", "NO_DATA", "NO_DATA", "PASS", "INCONCLUSIVE"),
+}
+
+
+@pytest.mark.parametrize("planned", [False, True], ids=["no plan", "planned"])
+@pytest.mark.parametrize("case", list(DEGENERATE_CASES))
+def test_evaluate_degenerate_k6_inputs(case: str, planned: bool) -> None:
+    k6 = degenerate_k6(case)
+    plan = {"target_rate_per_s": 10.0, "duration_s": 10.0} if planned else {}
+
+    verdict = evaluate(k6=k6, run_dir=None, **plan)
+
+    *k6_statuses, load_unplanned, load_planned = DEGENERATE_CASES[case]
+    expected = [*k6_statuses, load_planned if planned else load_unplanned]
+    assert [criterion(verdict, name).status for name in K6_CRITERIA] == expected
+    for item in verdict.criteria:
+        assert item.status in STATUSES
+        assert item.reason
+    assert verdict.status == "INCONCLUSIVE"
+    assert results_table(verdict)["status"].tolist()
+    assert recommendations(verdict, k6)
+
+
+def test_evaluate_degenerate_round_trips(tmp_path: Path) -> None:
+    verdict = evaluate(k6=degenerate_k6("one request"), run_dir=None)
+
+    loaded = load_verdict(write_verdict(verdict, tmp_path / "verdict.json"))
+
+    assert loaded.criterion("load_delivered").observed is None
+    assert loaded.status == "INCONCLUSIVE"
+
+
+def test_load_delivered_one_request_rate_unknown() -> None:
+    item = criterion(
+        evaluate(k6=degenerate_k6("one request"), run_dir=None), "load_delivered"
+    )
+
+    assert item.observed is None
+    assert "achieved rate is unknown" in item.reason
+    assert "1 scenario request(s) span 0.0 s" in item.reason
+
+
+def degenerate_run_dir(tmp_path: Path, case: str) -> Path:
+    """Write a healthy run folder, then make one of its files degenerate."""
+    run_dir = healthy_run_dir(tmp_path)
+    if case == "empty metrics":
+        write_ndjson(run_dir / "samples" / "metrics.ndjson", [])
+    elif case == "one scrape and probe":
+        write_scrapes(run_dir, [scrape_body()])
+        write_probes(run_dir, [True])
+    elif case == "empty health":
+        write_ndjson(run_dir / "samples" / "health.ndjson", [])
+    elif case == "empty log events":
+        write_ndjson(run_dir / "logs" / "log_events.ndjson", [])
+    return run_dir
+
+
+# Statuses of restarts, health, heap_growth, db_pool and critical_logs; coverage
+# turns passes of sampler criteria INCONCLUSIVE when the samples stop early.
+SERVICE_CRITERIA = ("restarts", "health", "heap_growth", "db_pool", "critical_logs")
+DEGENERATE_RUN_DIRS = {
+    "empty metrics": ("PASS", "PASS", "NO_DATA", "NO_DATA", "PASS"),
+    "one scrape and probe": (
+        "NO_DATA",
+        "INCONCLUSIVE",
+        "NO_DATA",
+        "INCONCLUSIVE",
+        "PASS",
+    ),
+    "empty health": ("PASS", "NO_DATA", "PASS", "PASS", "PASS"),
+    "empty log events": ("PASS", "PASS", "PASS", "PASS", "PASS"),
+}
+
+
+@pytest.mark.parametrize("case", list(DEGENERATE_RUN_DIRS))
+def test_evaluate_degenerate_run_folders(tmp_path: Path, case: str) -> None:
+    run_dir = degenerate_run_dir(tmp_path, case)
+
+    verdict = evaluate(k6=fast_k6(), run_dir=run_dir)
+
+    statuses = [criterion(verdict, name).status for name in SERVICE_CRITERIA]
+    assert statuses == list(DEGENERATE_RUN_DIRS[case])
+    for item in verdict.criteria:
+        assert item.reason
+
+
+def test_evaluate_degenerate_run_folder_k6_too(tmp_path: Path) -> None:
+    run_dir = degenerate_run_dir(tmp_path, "one scrape and probe")
+
+    verdict = evaluate(k6=degenerate_k6("single timestamp"), run_dir=run_dir)
+
+    assert criterion(verdict, "restarts").status == "NO_DATA"
+    assert verdict.status == "INCONCLUSIVE"
+
+
+# sustained_p95 on runs shorter than its limit
+
+
+def test_sustained_p95_stretch_clipped_to_traffic() -> None:
+    k6 = make_k6(make_requests([150.0] * 100, spacing_s=0.1))
+
+    item = criterion(evaluate(k6=k6, run_dir=None), "sustained_p95")
+
+    assert item.observed == pytest.approx(9.9)
+    assert item.observed <= item.evidence["traffic_span_s"]
+    assert item.evidence["windows"][0]["covered_s"] == pytest.approx(9.9)
+    assert "lasts 9.9 s" in item.reason
+    assert "60 s" not in item.reason
+
+
+def test_sustained_p95_short_run_not_observable() -> None:
+    k6 = make_k6(make_requests([10.0] * 100, spacing_s=0.1))
+
+    item = criterion(evaluate(k6=k6, run_dir=None), "sustained_p95")
+
+    assert item.status == "PASS"
+    assert item.evidence["is_observable"] is False
+    assert "not observable in a run shorter than 5 min" in item.reason
+
+
+def test_sustained_p95_partial_window_counts_covered() -> None:
+    # Windows 0 and 1 are slow; the run ends 0.5 s into window 2, also slow.
+    k6 = sustained_k6([False, True, True], per_window=20)
+    tail = make_requests([200.0] * 10, spacing_s=0.05, offset_s=3.0)
+    k6 = make_k6(k6.requests, tail)
+
+    item = criterion(
+        evaluate(k6=k6, run_dir=None, settings=SHORT_WINDOWS), "sustained_p95"
+    )
+
+    assert item.evidence["longest_stretch"]["windows"] == 3
+    assert item.observed == pytest.approx(2.45)
+    assert item.status == "PASS"
+    assert item.evidence["is_observable"] is True
+
+
+@pytest.mark.parametrize("span_s", [5.0, 10.0, 60.0])
+def test_evaluate_short_run_flagged(span_s: float) -> None:
+    count = int(span_s * 10)
+    k6 = make_k6(make_requests([10.0] * count, spacing_s=0.1))
+
+    verdict = evaluate(k6=k6, run_dir=None, target_rate_per_s=10.0, duration_s=span_s)
+
+    assert verdict.status == "PASS"
+    assert verdict.input["traffic_span_s"] == pytest.approx(span_s - 0.1)
+    assert "shorter than the 30 min canary" in verdict.input["short_run_reason"]
+    assert "sustained_p95 cannot observe" in verdict.input["short_run_reason"]
+    assert verdict.input["short_run_reason"] in verdict.notes
+
+
+def test_evaluate_full_length_run_not_short() -> None:
+    k6 = make_k6(make_requests([10.0] * 1800, spacing_s=1.0))
+
+    verdict = evaluate(k6=k6, run_dir=None, target_rate_per_s=1.0, duration_s=1800.0)
+
+    assert verdict.input["short_run_reason"] is None
+    assert criterion(verdict, "sustained_p95").evidence["is_observable"] is True
+
+
+def test_evaluate_stopped_early_is_short() -> None:
+    # 40 min of traffic against a 60 min plan: longer than 30 min, shorter than planned.
+    k6 = make_k6(make_requests([10.0] * 2400, spacing_s=1.0))
+
+    verdict = evaluate(k6=k6, run_dir=None, duration_s=3600.0)
+
+    assert "shorter than the 60 min canary" in verdict.input["short_run_reason"]
+    assert "sustained_p95" not in verdict.input["short_run_reason"]
+
+
+# critical_logs with logs/log_sources.json
+
+
+def write_log_sources(
+    run_dir: Path, patterns: list[str], files: list[str], unmatched: list[str]
+) -> None:
+    sources = {
+        "patterns": patterns,
+        "files": [{"path": path, "first_seen": START.isoformat()} for path in files],
+        "unmatched_patterns": unmatched,
+    }
+    path = run_dir / "logs" / "log_sources.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sources), encoding="utf-8")
+
+
+def test_critical_logs_no_match_is_no_data(tmp_path: Path) -> None:
+    run_dir = healthy_run_dir(tmp_path)
+    write_ndjson(run_dir / "logs" / "log_events.ndjson", [])
+    write_log_sources(run_dir, ["/var/log/app/*.log"], [], ["/var/log/app/*.log"])
+
+    verdict = evaluate(k6=fast_k6(), run_dir=run_dir)
+    item = criterion(verdict, "critical_logs")
+
+    assert item.status == "NO_DATA"
+    assert item.required is True
+    assert "/var/log/app/*.log" in item.reason
+    assert verdict.status == "INCONCLUSIVE"
+
+
+def test_critical_logs_no_match_without_events(tmp_path: Path) -> None:
+    run_dir = healthy_run_dir(tmp_path)
+    (run_dir / "logs" / "log_events.ndjson").unlink()
+    write_log_sources(run_dir, ["/nowhere/*.log"], [], ["/nowhere/*.log"])
+
+    verdict = evaluate(k6=fast_k6(), run_dir=run_dir)
+
+    assert criterion(verdict, "critical_logs").status == "NO_DATA"
+    assert verdict.status == "INCONCLUSIVE"
+
+
+def test_critical_logs_partial_match_names_unmatched(tmp_path: Path) -> None:
+    run_dir = healthy_run_dir(tmp_path)
+    write_log_events(run_dir, ["WARN", "CRITICAL"])
+    write_log_sources(
+        run_dir,
+        ["/var/log/app.log", "/var/log/worker/*.log"],
+        ["/var/log/app.log"],
+        ["/var/log/worker/*.log"],
+    )
+
+    item = criterion(evaluate(k6=fast_k6(), run_dir=run_dir), "critical_logs")
+
+    assert item.status == "FAIL"
+    assert item.observed == 1
+    assert "/var/log/worker/*.log matched no file" in item.reason
+    assert item.evidence["log_files"] == ["/var/log/app.log"]
+
+
+def test_critical_logs_partial_match_pass(tmp_path: Path) -> None:
+    run_dir = healthy_run_dir(tmp_path)
+    write_log_sources(run_dir, ["a.log", "b*.log"], ["a.log"], ["b*.log"])
+
+    item = criterion(evaluate(k6=fast_k6(), run_dir=run_dir), "critical_logs")
+
+    assert item.status == "PASS"
+    assert "b*.log matched no file" in item.reason
+
+
+def test_critical_logs_matched_without_events(tmp_path: Path) -> None:
+    run_dir = healthy_run_dir(tmp_path)
+    (run_dir / "logs" / "log_events.ndjson").unlink()
+    write_log_sources(run_dir, ["app.log"], ["app.log"], [])
+
+    verdict = evaluate(k6=fast_k6(), run_dir=run_dir)
+    item = criterion(verdict, "critical_logs")
+
+    assert item.status == "PASS"
+    assert item.required is True
+    assert item.evidence["kept_entries"] == 0
+
+
+def test_critical_logs_invalid_sources_rejected(tmp_path: Path) -> None:
+    run_dir = healthy_run_dir(tmp_path)
+    (run_dir / "logs" / "log_sources.json").write_text("[1, 2", encoding="utf-8")
+
+    with pytest.raises(InvalidInputError, match="log_sources.json is not valid JSON"):
+        evaluate(k6=fast_k6(), run_dir=run_dir)
+
+
+def test_critical_logs_sources_wrong_shape(tmp_path: Path) -> None:
+    run_dir = healthy_run_dir(tmp_path)
+    path = run_dir / "logs" / "log_sources.json"
+    path.write_text(json.dumps({"files": [{"first_seen": "x"}]}), encoding="utf-8")
+
+    with pytest.raises(InvalidInputError, match="without a path"):
+        evaluate(k6=fast_k6(), run_dir=run_dir)
+
+
+def test_results_table_sustained_not_observable() -> None:
+    table = results_table(evaluate(k6=fast_k6(), run_dir=None))
+
+    row = table[table["criterion"] == "Sustained P95"].iloc[0]
+    assert "not observable" in row["actual"]

@@ -16,7 +16,11 @@ import uvicorn
 
 from canarykit.errors import InvalidInputError
 from canarykit.target.app import build_app
-from canarykit.target.config import TargetConfig, config_from_namespace
+from canarykit.target.config import (
+    TargetConfig,
+    check_log_file,
+    config_from_namespace,
+)
 from canarykit.target.faults import RESTART_EXIT_CODE
 
 logger = logging.getLogger(__name__)
@@ -26,9 +30,14 @@ _GRACEFUL_SHUTDOWN_S = 5
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the listening and fault options of the rehearsal target to ``parser``."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
-        "--port", type=int, default=8000, help="TCP port; 0 picks a free port"
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="TCP port, 0 to 65535; 0 picks a free port (default %(default)s)",
     )
     parser.add_argument(
         "--token-env",
@@ -108,9 +117,12 @@ def serve(args: argparse.Namespace) -> int:
     """Serve the rehearsal target until SIGINT or SIGTERM; return the exit status.
 
     Raises:
-        InvalidInputError: an option is out of range or the address cannot be bound.
+        InvalidInputError: an option is out of range, the log file cannot be
+            opened, or the address cannot be bound.
     """
     config = config_from_namespace(args)
+    if config.log_file is not None:
+        check_log_file(config.log_file)
     if not config.clock_origin:
         config = replace(config, clock_origin=time.time())
     is_worker = args.listen_fd is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,12 @@ class TargetConfig:
     clock_origin: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_non_negative(self)
+        _check_finite_non_negative(self)
+        if self.port > _MAX_PORT:
+            raise InvalidInputError(
+                f"--port must be between 0 and {_MAX_PORT}, got {self.port!r}; "
+                "0 picks a free port"
+            )
         if not 0.0 <= self.error_ratio <= 1.0:
             raise InvalidInputError(
                 f"--error-ratio must be between 0 and 1, got {self.error_ratio!r}"
@@ -99,7 +105,35 @@ def config_from_namespace(args: argparse.Namespace) -> TargetConfig:
     )
 
 
-def _check_non_negative(config: TargetConfig) -> None:
+_MAX_PORT = 65535
+
+
+def check_log_file(path: Path) -> None:
+    """Check that the target can append to ``path`` in a folder that exists.
+
+    Missing parent folders are not created, so a mistyped path fails here instead
+    of writing the log somewhere nobody looks.
+
+    Raises:
+        InvalidInputError: the folder does not exist or the file cannot be opened.
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        raise InvalidInputError(
+            f"--log-file {str(path)!r}: folder {str(folder)!r} does not exist or is "
+            "not a directory; create it first or choose another path"
+        )
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise InvalidInputError(
+            f"--log-file {str(path)!r} cannot be opened for appending: "
+            f"{error.strerror or error}; choose a writable file path"
+        ) from error
+
+
+def _check_finite_non_negative(config: TargetConfig) -> None:
     numeric_options = {
         "--port": config.port,
         "--latency-ms": config.latency_ms,
@@ -110,7 +144,10 @@ def _check_non_negative(config: TargetConfig) -> None:
         "--leak-mb-per-min": config.leak_mb_per_min,
         "--restart-after": config.restart_after_s,
         "--critical-after": config.critical_after_s,
+        "--clock-origin": config.clock_origin,
     }
     for option, value in numeric_options.items():
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{option} must be a finite number, got {value!r}")
         if value < 0:
             raise InvalidInputError(f"{option} must be 0 or more, got {value!r}")

@@ -67,7 +67,6 @@ class AppLog:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._file: TextIO = path.open("a", encoding="utf-8")
 
     def write(self, level: str, message: str) -> None:
