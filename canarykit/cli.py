@@ -385,6 +385,8 @@ def _print_verdict_lines(result: Any, run_dir: Path | None) -> None:
     reason = result.verdict.get("status_reason")
     if reason:
         print(f"  because {reason}")
+    for note in result.verdict.get("notes", []):
+        print(f"  note: {note}")
     for criterion in result.verdict.get("criteria", []):
         print(
             f"  {criterion['status']:<12} {criterion['id']:<16} {criterion['reason']}"

@@ -51,10 +51,18 @@ def parse_json_block(
         table = pajson.read_json(
             pa.BufferReader(points_block), parse_options=_PARSE_OPTIONS
         )
+        # pyarrow also accepts objects spread over several lines, which k6 never
+        # writes; the line-by-line reader then names the first such line.
+        if table.num_rows != _count_nonblank_lines(points_block):
+            raise FallbackNeededError("not one JSON object per line")
         points = _points_from_table(table)
         return points, table.num_rows + len(metric_lines)
     except (pa.ArrowInvalid, pa.ArrowTypeError, FallbackNeededError, ValueError):
         return _json_block_by_line(path, acc, block, first_line)
+
+
+def _count_nonblank_lines(block: bytes) -> int:
+    return sum(1 for line in block.split(b"\n") if line.strip())
 
 
 def _split_metric_lines(block: bytes) -> tuple[bytes, list[bytes]]:

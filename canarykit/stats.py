@@ -157,7 +157,9 @@ def _metric_summary(
         figures: dict[str, Any] = trend_stats(values)
     elif definition.type == "counter":
         count = float(values.sum())
-        figures = {"count": count, "rate": count / duration_s}
+        # k6 prints a whole count as an integer; a custom counter may add fractions.
+        shown_count: float | int = int(count) if count.is_integer() else count
+        figures = {"count": shown_count, "rate": count / duration_s}
     elif definition.type == "rate":
         passes = int(np.count_nonzero(values))
         figures = {"passes": passes, "fails": len(values) - passes}

@@ -277,6 +277,12 @@ def test_read_csv_truncated_last_line(tmp_path: Path) -> None:
     [
         (b'[{"type":"Point"}]\n', 1, "[{"),
         (b'{\n  "type": "Point",\n  "metric": "x"\n}\n', 1, "{"),
+        (
+            b'{\n  "metric": "http_reqs",\n  "type": "Point",\n  "data": {"time": '
+            b'"2026-12-04T15:46:45Z", "value": 1, "tags": {}}\n}\n',
+            1,
+            "{",
+        ),
         (b"time,latency_ms\n2026-12-04,3\n", 1, "time,latency_ms"),
         (b"\x00\x9f\x92\x96binary\xff\n", 1, "binary"),
         (

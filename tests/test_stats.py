@@ -83,7 +83,8 @@ def test_summarize_counter_rate_uses_sample_span() -> None:
 
     # Samples run from 15:50:27.306532527 to 15:50:29.306532527.
     assert run_duration_s(output) == pytest.approx(2.0, rel=1e-12)
-    assert metrics["http_reqs"] == {"count": 2.0, "rate": 1.0}
+    assert metrics["http_reqs"] == {"count": 2, "rate": 1.0}
+    assert isinstance(metrics["http_reqs"]["count"], int)
     assert metrics["iterations"]["rate"] == 0.5
 
 
