@@ -94,6 +94,10 @@ _CONTINUATION = re.compile(
     """
 )
 _TOKEN_PUNCTUATION = "[]()<>{}:|,;"
+# Host and logger names that may stand between a timestamp and the level.
+_LOGGER_NAME = re.compile(r"^[A-Za-z_][\w.\-/@$\[\]]*$")
+_NAMES_BEFORE_LEVEL = 2
+_SEPARATORS = {"-", "|", "--"}
 _PREFIX_TOKENS_SCANNED = 6
 
 
@@ -142,17 +146,44 @@ def _classify_prefix(line: str) -> _LineStart:
     if ":" in first and head.isupper() and _is_level_name(head, is_bracketed=False):
         return _LineStart(True, _level_of_name(head))
     has_timestamp = False
+    after_month = False
+    names_skipped = 0
     for token in tokens[:_PREFIX_TOKENS_SCANNED]:
         word = token.strip(_TOKEN_PUNCTUATION)
-        if _is_level_name(word, is_bracketed=token.startswith("[")):
+        # Past a skipped name only an upper-case level counts, so prose such as
+        # "user said error" is not an error.
+        is_level = _is_level_name(word, is_bracketed=token.startswith("["))
+        if is_level and (names_skipped == 0 or word.isupper()):
             return _LineStart(True, _level_of_name(word))
-        if _TIMESTAMP_TOKEN.match(word) or word.lower() in _MONTHS:
+        if has_timestamp and word in _SEPARATORS:
+            continue
+        if has_timestamp and _is_channel_level(word):
+            # Monolog writes "channel.LEVEL:" after the timestamp.
+            return _LineStart(True, _level_of_name(word.rsplit(".", 1)[1]))
+        is_day = after_month and word.isdigit() and len(word) <= 2
+        after_month = word.lower() in _MONTHS
+        if _TIMESTAMP_TOKEN.match(word) or after_month or is_day:
             has_timestamp = True
-        elif not token.startswith("[") and not token.endswith("]"):
+        elif token.startswith("[") or token.endswith("]"):
+            continue
+        elif (
+            has_timestamp
+            and names_skipped < _NAMES_BEFORE_LEVEL
+            and (not word or _LOGGER_NAME.match(word))
+        ):
+            # Between the timestamp and an upper-case level, formats put a
+            # separator ("-"), a host or a logger name ("myapp.db", "app[1]").
+            names_skipped += 1
+        else:
             break
     # A line without a level opens an entry (one that is not kept) unless it
     # continues a traceback or stack trace.
     return _LineStart(has_timestamp or not _CONTINUATION.match(line), None)
+
+
+def _is_channel_level(word: str) -> bool:
+    channel, _, level = word.rpartition(".")
+    return bool(channel) and level.isupper() and _level_of_name(level) is not None
 
 
 def _is_level_name(word: str, *, is_bracketed: bool) -> bool:
@@ -338,6 +369,7 @@ class LogWatcher:
                 self._poll()
             self._poll()
             for followed in self._files.values():
+                self._read_unfinished_line(followed)
                 self._flush_entry(followed)
                 followed.handle.close()
         except Exception:
@@ -449,6 +481,16 @@ class LogWatcher:
             followed.line_no += 1
             line = raw.decode("utf-8", errors="replace").rstrip("\r")
             self._add_line(followed, line)
+
+    def _read_unfinished_line(self, followed: _FollowedFile) -> None:
+        # A service that crashes often leaves its last line without a newline;
+        # at stop that line is read as it is.
+        if not followed.partial:
+            return
+        followed.line_no += 1
+        line = followed.partial.decode("utf-8", errors="replace").rstrip("\r")
+        followed.partial = b""
+        self._add_line(followed, line)
 
     def _add_line(self, followed: _FollowedFile, line: str) -> None:
         start = _classify(line)

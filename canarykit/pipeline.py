@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_APP = "auto_com_center"
 DEFAULT_TOKEN_ENV = "TEST_TOKEN"
+# Redaction replaces the token wherever it occurs, so a very short token would
+# corrupt scraped metrics and health bodies ("e" inside "healthy").
+MIN_TOKEN_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,12 @@ def run_canary(settings: RunSettings, *, echo: IO[str] | None = None) -> RunOutc
             f"environment variable {settings.token_env} is empty or unset; the canary "
             "script sends it as the bearer token: export it, or name another variable "
             "with --token-env"
+        )
+    if len(os.environ[settings.token_env]) < MIN_TOKEN_CHARS:
+        raise InvalidInputError(
+            f"the token in {settings.token_env} is shorter than {MIN_TOKEN_CHARS} "
+            "characters; every copy of it is redacted from the evidence, and so short "
+            "a string would also be cut out of ordinary text: use a real token"
         )
     script = settings.script or canary_script()
     run_dir = new_run_dir(settings.results_root, settings.app)

@@ -116,3 +116,22 @@ def test_analyze_garbage_exits_2(tmp_path: Path, capsys) -> None:
     assert code == 2
     assert "garbage.json" in captured.err
     assert "verdict: ERROR" in captured.out
+
+
+def test_run_rejects_short_token(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("SHORT_TOKEN_VAR", "e")
+    code = main(
+        [
+            "run",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--token-env",
+            "SHORT_TOKEN_VAR",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "shorter than 8" in error
+    assert not (tmp_path / "results").exists()

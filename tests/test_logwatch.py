@@ -48,6 +48,14 @@ POLL_S = 0.05
         ('{"level": 30, "msg": "pino info"}', None),
         ("Build finished: 0 Error(s), 0 Warning(s)", None),
         ("0 Error(s)", None),
+        ("2026-12-04 17:55:00,123 - myapp.db - CRITICAL - pool exhausted", "CRITICAL"),
+        ("2026-12-04 17:55:01,456 myapp.db CRITICAL database unreachable", "CRITICAL"),
+        ("[2026-12-04 17:00:00] app.CRITICAL: boom", "CRITICAL"),
+        ("Dec 04 17:00:00 host app[1]: CRITICAL boom", "CRITICAL"),
+        ("2026-12-04 12:00:00 - app - WARNING - slow", "WARN"),
+        ("2026-12-04 12:00:00 - app - INFO - fine", None),
+        ("2026-12-04 12:00:00 user said error here", None),
+        ("2026-12-04 12:00:00 build finished with 0 Error(s)", None),
         ("1 ERROR found in report", None),
         ("Alert rule loaded", None),
         ("2025-01-01T00:00:00Z INFO retried after ERROR status", None),
@@ -131,6 +139,24 @@ def test_logwatch_flushes_entry_at_stop(tmp_path: Path) -> None:
     events = _events(tmp_path)
     assert len(events) == 1
     assert events[0]["message"] == "2025-01-01T00:00:00Z CRITICAL dying\n  at main()"
+
+
+def test_logwatch_reads_unfinished_last_line(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.touch()
+    watcher = LogWatcher(patterns=[str(log)], run_dir=tmp_path, poll_s=10.0)
+    watcher.start()
+    _append(
+        log, "2025-01-01T00:00:00Z INFO ok\n2025-01-01T00:00:01Z CRITICAL disk full"
+    )
+
+    watcher.stop()
+
+    events = _events(tmp_path)
+    assert len(events) == 1
+    assert events[0]["severity"] == "CRITICAL"
+    assert events[0]["line_no"] == 2
+    assert events[0]["message"] == "2025-01-01T00:00:01Z CRITICAL disk full"
 
 
 def test_logwatch_picks_up_new_glob_match(tmp_path: Path) -> None:
