@@ -18,7 +18,9 @@ request into one row.
 from __future__ import annotations
 
 import collections
+import gzip
 import itertools
+import json
 import logging
 import os
 import time
@@ -40,6 +42,8 @@ from canarykit.k6points import (
 )
 from canarykit.k6requests import assemble
 from canarykit.k6scan import LinePoints, read_k6_lines
+
+_HEAD_BYTES = 64 * 1024
 
 __all__ = [
     "BLOCK_BYTES",
@@ -129,6 +133,40 @@ def _merge_json_block(
         acc.blank_lines += points.lines - points.rows
     if block.release is not None:
         block.release()
+
+
+def check_k6_output_start(path: str | os.PathLike[str]) -> None:
+    """Raise InvalidK6OutputError unless the file starts as k6 JSON or CSV output.
+
+    Reads at most the first 64 KiB, so a caller can reject an empty, binary or
+    foreign file at once, before slower work; a bad line further in is found
+    only by `read_k6_output`.
+    """
+    file_path = Path(path)
+    head = _read_head(file_path, _HEAD_BYTES)
+    file_format, _, rest = _detect_format(file_path, head)
+    if file_format != "json":
+        return
+    skipped = head[: len(head) - len(head.lstrip())].count(b"\n")
+    first_line = rest.lstrip().split(b"\n", 1)[0]
+    try:
+        record = json.loads(first_line)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or record.get("type") not in ("Metric", "Point"):
+        raise invalid_line_error(file_path, skipped + 1, first_line, "")
+
+
+def _read_head(path: Path, size: int) -> bytes:
+    with path.open("rb") as handle:
+        is_gzip = handle.read(2) == b"\x1f\x8b"
+    opener = gzip.open if is_gzip else open
+    with opener(path, "rb") as handle:
+        try:
+            return bytes(handle.read(size))
+        except (EOFError, OSError):
+            # A gzip stream cut short inside the head; read_k6_output reports it.
+            return b""
 
 
 def _detect_format(path: Path, block: bytes) -> tuple[str, list[str], bytes]:

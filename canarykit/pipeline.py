@@ -15,6 +15,7 @@ from typing import IO
 
 from canarykit.analysis import AnalysisResult, analyze_run
 from canarykit.errors import InvalidInputError
+from canarykit.k6reader import check_k6_output_start
 from canarykit.k6runner import K6Result, LoadSettings, run_k6
 from canarykit.logwatch import LogWatcher
 from canarykit.notebooks import execute_notebook
@@ -295,7 +296,12 @@ def analyze_file(
     target_rate_per_s: float | None = None,
     duration_s: float | None = None,
 ) -> AnalysisResult:
-    """Analyze an existing k6 output file; its folder is the run folder if it is one."""
+    """Analyze an existing k6 output file; its folder is the run folder if it is one.
+
+    Raises InvalidK6OutputError before any bundle is made when the file does not
+    start as k6 output.
+    """
+    check_k6_output_start(k6_path)
     run_dir = k6_path.parent if (k6_path.parent / "run_params.json").is_file() else None
     if run_dir is not None and (target_rate_per_s is None or duration_s is None):
         params = json.loads((run_dir / "run_params.json").read_text(encoding="utf-8"))

@@ -115,7 +115,25 @@ def test_analyze_garbage_exits_2(tmp_path: Path, capsys) -> None:
     captured = capsys.readouterr()
     assert code == 2
     assert "garbage.json" in captured.err
-    assert "verdict: ERROR" in captured.out
+    assert "line 1" in captured.err
+    assert captured.out == ""
+    assert not (tmp_path / "evidence").exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"[1, 2]\n", b'{\n  "type": "Point"\n}\n', b"a,b\n1,2\n", b'{"a": 1}\n'],
+    ids=["empty", "json-array", "pretty-printed", "foreign-csv", "not-k6-object"],
+)
+def test_analyze_rejects_non_k6_before_bundle(
+    tmp_path: Path, capsys, content: bytes
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(content)
+    code = main(["analyze", str(path), "--evidence-dir", str(tmp_path / "evidence")])
+    assert code == 2
+    assert "input.json" in capsys.readouterr().err
+    assert not (tmp_path / "evidence").exists()
 
 
 def test_run_rejects_short_token(tmp_path: Path, capsys, monkeypatch) -> None:
