@@ -145,6 +145,7 @@ def _classify_prefix(line: str) -> _LineStart:
     head = first.split(":", 1)[0]
     if ":" in first and head.isupper() and _is_level_name(head, is_bracketed=False):
         return _LineStart(True, _level_of_name(head))
+
     has_timestamp = False
     after_month = False
     names_skipped = 0
@@ -155,11 +156,13 @@ def _classify_prefix(line: str) -> _LineStart:
         is_level = _is_level_name(word, is_bracketed=token.startswith("["))
         if is_level and (names_skipped == 0 or word.isupper()):
             return _LineStart(True, _level_of_name(word))
+
         if has_timestamp and word in _SEPARATORS:
             continue
         if has_timestamp and _is_channel_level(word):
             # Monolog writes "channel.LEVEL:" after the timestamp.
             return _LineStart(True, _level_of_name(word.rsplit(".", 1)[1]))
+
         is_day = after_month and word.isdigit() and len(word) <= 2
         after_month = word.lower() in _MONTHS
         if _TIMESTAMP_TOKEN.match(word) or after_month or is_day:
@@ -171,11 +174,12 @@ def _classify_prefix(line: str) -> _LineStart:
             and names_skipped < _NAMES_BEFORE_LEVEL
             and (not word or _LOGGER_NAME.match(word))
         ):
-            # Between the timestamp and an upper-case level, formats put a
-            # separator ("-"), a host or a logger name ("myapp.db", "app[1]").
+            # Between the timestamp and an upper-case level, formats put a host
+            # or a logger name ("myapp.db", "app[1]").
             names_skipped += 1
         else:
             break
+
     # A line without a level opens an entry (one that is not kept) unless it
     # continues a traceback or stack trace.
     return _LineStart(has_timestamp or not _CONTINUATION.match(line), None)
