@@ -374,8 +374,8 @@ def _report_analysis(result: Any, *, as_json: bool, run_dir: Path | None) -> int
 
 
 def _is_invalid_input(result: Any) -> bool:
-    # The analysis notebook reads the k6 file, so a file that is not k6 output
-    # surfaces as a failed cell; it is still invalid input, not a verdict.
+    # The analysis notebook reads the k6 file, so a bad line deep in the file
+    # surfaces as a failed cell. That is still invalid input, not a verdict.
     failure = getattr(result, "failure", None)
     return failure is not None and failure.ename in INVALID_INPUT_ERRORS
 

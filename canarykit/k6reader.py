@@ -139,8 +139,8 @@ def check_k6_output_start(path: str | os.PathLike[str]) -> None:
     """Raise InvalidK6OutputError unless the file starts as k6 JSON or CSV output.
 
     Reads at most the first 64 KiB, so a caller can reject an empty, binary or
-    foreign file at once, before slower work; a bad line further in is found
-    only by `read_k6_output`.
+    foreign file before slower work. A bad line further in is found only by
+    `read_k6_output`.
     """
     file_path = Path(path)
     head = _read_head(file_path, _HEAD_BYTES)

@@ -49,6 +49,18 @@ class K6Result:
     def thresholds_crossed(self) -> bool:
         return self.exit_code == K6_EXIT_THRESHOLDS_CROSSED
 
+    @classmethod
+    def in_run_dir(
+        cls, run_dir: Path, *, exit_code: int, gzip_output: bool
+    ) -> K6Result:
+        """Return the result whose files have their standard names in `run_dir`."""
+        return cls(
+            exit_code=exit_code,
+            output_path=run_dir / ("k6.json.gz" if gzip_output else "k6.json"),
+            summary_path=run_dir / "k6_summary.json",
+            live_log_path=run_dir / "canary_live_output.log",
+        )
+
 
 def find_k6() -> Path:
     """Return the k6 binary beside the interpreter, else the one on PATH."""
@@ -114,26 +126,18 @@ def run_k6(
         )
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    output_path = run_dir / ("k6.json.gz" if gzip_output else "k6.json")
-    result = K6Result(
-        exit_code=-1,
-        output_path=output_path,
-        summary_path=run_dir / "k6_summary.json",
-        live_log_path=run_dir / "canary_live_output.log",
-    )
-    command = _k6_command(script, result)
+    paths = K6Result.in_run_dir(run_dir, exit_code=-1, gzip_output=gzip_output)
+    command = _k6_command(script, paths)
     secrets = [token] if token else []
     env = build_k6_env(load, token=token)
 
     logger.info("starting k6: %s", " ".join(command))
-    exit_code = _run_and_tee(command, env, result.live_log_path, secrets, echo, on_line)
+    exit_code = _run_and_tee(command, env, paths.live_log_path, secrets, echo, on_line)
     logger.info("k6 exited with %d", exit_code)
 
-    finished = K6Result(
-        exit_code, output_path, result.summary_path, result.live_log_path
-    )
-    _check_k6_outcome(finished)
-    return finished
+    result = K6Result.in_run_dir(run_dir, exit_code=exit_code, gzip_output=gzip_output)
+    _check_k6_outcome(result)
+    return result
 
 
 def _k6_command(script: Path, result: K6Result) -> list[str]:

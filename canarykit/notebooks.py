@@ -132,8 +132,8 @@ def execute_notebook(
 
 
 def _kernel_arguments(kernel_name: str) -> list[str]:
-    # ipykernel warns on every start that its local TCP transport is unencrypted;
-    # the kernel runs on loopback for one notebook, so only its errors are shown.
+    # ipykernel warns on every start that its local TCP transport is unencrypted.
+    # The kernel serves one notebook on loopback, so only its errors are shown.
     try:
         argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
     except NoSuchKernel:

@@ -173,12 +173,7 @@ def _k6_result_from_run_dir(run_dir: Path, gzip_output: bool) -> K6Result:
     exit_code = (
         int(exit_code_path.read_text().strip()) if exit_code_path.is_file() else 0
     )
-    return K6Result(
-        exit_code=exit_code,
-        output_path=run_dir / ("k6.json.gz" if gzip_output else "k6.json"),
-        summary_path=run_dir / "k6_summary.json",
-        live_log_path=run_dir / "canary_live_output.log",
-    )
+    return K6Result.in_run_dir(run_dir, exit_code=exit_code, gzip_output=gzip_output)
 
 
 def _write_run_params(
@@ -302,11 +297,9 @@ def analyze_file(
     start as k6 output.
     """
     check_k6_output_start(k6_path)
+    # The analysis notebook takes the planned rate and duration from the run
+    # folder's run_params.json where they are not given.
     run_dir = k6_path.parent if (k6_path.parent / "run_params.json").is_file() else None
-    if run_dir is not None and (target_rate_per_s is None or duration_s is None):
-        params = json.loads((run_dir / "run_params.json").read_text(encoding="utf-8"))
-        target_rate_per_s = target_rate_per_s or float(params["load"]["rate_per_s"])
-        duration_s = duration_s or float(params["duration_s"])
     return analyze_run(
         k6_path,
         run_dir=run_dir,

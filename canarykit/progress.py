@@ -11,8 +11,8 @@ from typing import TextIO
 class ProgressPrinter:
     """Print `label: 42% (760 of 1800 MB)` to a stream as a long read advances.
 
-    On a terminal the line is redrawn in place; elsewhere (CI logs) a new line is
-    written at most every `min_interval_s` seconds, so logs stay short.
+    On a terminal the line is redrawn in place. Elsewhere, such as in CI logs, a
+    new line is written at most every `min_interval_s` seconds to keep logs short.
     """
 
     def __init__(
